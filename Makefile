@@ -1,0 +1,48 @@
+# Two commands do everything: `make run` and `make test`. All installs live in .venv.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/inquiry-router
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Datasets are read from a local mirror when one is set; by convention it sits beside the
+# checkout in ../shared/datasets. Without either, the product downloads from canonical URLs.
+INQUIRY_ROUTER_DATA_MIRROR ?= $(abspath $(wildcard ../shared/datasets))
+export INQUIRY_ROUTER_DATA_MIRROR
+
+.PHONY: run setup model serve worker test lint typecheck unit clean
+
+run: setup model serve
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: any other order pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+model: setup
+	$(CLI) ensure-model
+
+serve: setup
+	$(CLI) serve --host $(HOST) --port $(PORT)
+
+worker: setup
+	$(CLI) worker
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) data/raw data/*.db* models/mlflow.db models/mlartifacts

@@ -1,0 +1,68 @@
+"""The HTTP API: an app factory, one router per noun."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..config import Settings
+from ..routing import DeskMap
+from ..runtime import PipelineHolder
+from ..store import InquiryStore
+from ..worker import Worker
+from .routes import desks, health, inquiries
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
+    """The API, and (by default) the worker in a background thread of the same process.
+
+    desks.yaml is validated here, so a bad file stops start-up with a message naming the entry.
+    The model loads in the background: intake works at once, /health says 503 until it is ready.
+    """
+    desk_map = DeskMap.from_yaml(settings.desks_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = InquiryStore(settings.resolved_database_url)
+        holder = PipelineHolder(settings)
+        stop = threading.Event()
+        app.state.settings = settings
+        app.state.desk_map = desk_map
+        app.state.store = store
+        app.state.holder = holder
+
+        def load_then_work() -> None:
+            try:
+                holder.load()
+            except Exception:
+                log.exception("the model failed to load; /health reports the error")
+                return
+            if run_worker:
+                Worker(settings, store, holder).run(stop)
+
+        thread = threading.Thread(target=load_then_work, name="pipeline", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            store.close()
+
+    app = FastAPI(
+        title="inquiry-router",
+        version=__version__,
+        description="Routes customer inquiries, in any language, to the right service desk.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(inquiries.router)
+    app.include_router(desks.router)
+    return app

@@ -1,0 +1,103 @@
+"""Request and response schemas, per noun: ``InquiryCreate`` in, ``InquiryPublic`` out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..domain import Status
+
+MAX_MESSAGE_CHARS = 10_000
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+class InquiryText(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    subject: str | None = Field(default=None, max_length=500)
+    locale: str | None = Field(default=None, max_length=35, pattern=LOCALE_PATTERN)
+
+    @field_validator("subject", "locale", mode="before")
+    @classmethod
+    def _optional_blank(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+
+class InquiryCreate(InquiryText):
+    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    channel: str | None = Field(default=None, max_length=64)
+    external_id: str | None = Field(default=None, max_length=255)
+
+    @field_validator("email", "channel", "external_id", mode="before")
+    @classmethod
+    def _optional_blank_more(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+
+class InquiryAccepted(BaseModel):
+    id: str
+    status: Status
+    status_url: str
+
+
+class InquiryPublic(BaseModel):
+    id: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    message: str
+    subject: str | None
+    email: str | None
+    locale: str | None
+    channel: str | None
+    external_id: str | None
+    desk: str | None
+    decision: dict[str, Any] | None
+    routed_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+    attempts: int
+    last_error: str | None
+
+
+class DeskSummary(BaseModel):
+    name: str
+    description: str
+    threshold: float
+    is_triage: bool
+    counts: dict[str, int]
+
+
+class DeskList(BaseModel):
+    desks: list[DeskSummary]
+
+
+class DeskPage(BaseModel):
+    desk: str
+    status: Status
+    total: int
+    items: list[InquiryPublic]
+    next_cursor: str | None
+    next_url: str | None
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    agent: str = Field(min_length=1, max_length=255, description="who takes the inquiry")
+
+
+class ResolveRequest(ClaimRequest):
+    resolution: str | None = Field(default=None, max_length=10_000)

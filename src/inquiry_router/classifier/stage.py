@@ -1,0 +1,52 @@
+"""The classify stage over any model with ``predict_proba`` and ``classes_``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..domain import ModelRef, Prediction
+
+
+class ProbabilisticModel(Protocol):
+    classes_: Any
+
+    def predict_proba(self, texts: Sequence[str]) -> Any: ...
+
+
+def predictions_from_proba(proba: np.ndarray, classes: Sequence[str]) -> list[Prediction]:
+    predictions: list[Prediction] = []
+    order = np.argsort(-proba, axis=1)
+    for row, ranking in zip(proba, order, strict=True):
+        best = int(ranking[0])
+        second = int(ranking[1]) if len(ranking) > 1 else None
+        predictions.append(
+            Prediction(
+                intent=str(classes[best]),
+                confidence=float(row[best]),
+                runner_up=None if second is None else str(classes[second]),
+                runner_up_confidence=None if second is None else float(row[second]),
+                probabilities={str(c): float(p) for c, p in zip(classes, row, strict=True)},
+            )
+        )
+    return predictions
+
+
+class TextClassifier:
+    """Wraps a trained model and the registry version it came from."""
+
+    def __init__(self, model: ProbabilisticModel, ref: ModelRef) -> None:
+        self.model = model
+        self.ref = ref
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(label) for label in self.model.classes_]
+
+    def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        proba = np.asarray(self.model.predict_proba(list(texts)))
+        return predictions_from_proba(proba, self.classes)

@@ -1,0 +1,430 @@
+"""The command line: serve, worker, train, classify, models, data, bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from .config import Settings, get_settings
+
+app = typer.Typer(
+    help="Route customer inquiries, in any language, to the right service desk.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(
+    help="Registered model versions: list, promote, roll back.", no_args_is_help=True
+)
+data_app = typer.Typer(help="Public datasets: list them, fetch them.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+DEFAULT_DATA = "banking77"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as error:  # pydantic names the bad variable
+        raise fail(f"invalid configuration: {error}") from None
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "stanza", "argostranslate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    worker: Annotated[bool, typer.Option(help="run the routing worker in this process")] = True,
+) -> None:
+    """Serve the API (and the worker) until interrupted."""
+    import uvicorn
+
+    from .api import create_app
+    from .routing import DeskMapError
+
+    settings = _settings()
+    _logging()
+    try:
+        application = create_app(settings, run_worker=worker)
+    except DeskMapError as error:
+        raise fail(str(error)) from None
+    console.print(f"serving on http://{host}:{port} (database {settings.resolved_database_url})")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Route received inquiries until interrupted (the API's worker, on its own)."""
+    from .routing import DeskMap, DeskMapError
+    from .runtime import PipelineHolder
+    from .store import InquiryStore
+    from .worker import Worker
+
+    settings = _settings()
+    _logging()
+    try:
+        DeskMap.from_yaml(settings.desks_path)
+        holder = PipelineHolder(settings)
+        holder.load()
+    except DeskMapError as error:
+        raise fail(str(error)) from None
+    except Exception as error:
+        raise fail(f"cannot load the model: {error}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Worker(settings, InquiryStore(settings.resolved_database_url), holder).run(stop)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="a known dataset (banking77, clinc150) or a CSV/JSONL file with text,label; "
+            "repeat to combine",
+        ),
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
+    model: Annotated[str, typer.Option(help="model kind: tfidf")] = "tfidf",
+    seed: Annotated[int, typer.Option(help="random seed (splits, solver)")] = 0,
+    limit_per_class: Annotated[
+        int | None, typer.Option(min=1, help="train on at most N examples per label")
+    ] = None,
+    promote: Annotated[
+        str,
+        typer.Option(help="auto: champion if none, or if better on the same data; always; never"),
+    ] = "auto",
+) -> None:
+    """Train a model, log the run to MLflow and register it as a new version."""
+    from .classifier.training import TrainingError
+    from .classifier.training import train as run_training
+
+    if promote not in {"auto", "always", "never"}:
+        raise fail(f"--promote must be auto, always or never, not {promote!r}")
+    settings = _settings()
+    sources = data or [DEFAULT_DATA]
+    report = _run_steps(
+        "training",
+        lambda step: run_training(
+            settings,
+            sources,
+            model_name=model_name,
+            kind=model,
+            seed=seed,
+            limit_per_class=limit_per_class,
+            promote=promote,
+            step=step,
+        ),
+        errors=(TrainingError,),
+    )
+    registered = report.registered
+    evaluation = report.evaluation
+    table = Table(title=f"{registered.name} version {registered.version}", show_header=False)
+    table.add_row("training examples / intents", f"{report.n_train:,} / {report.n_classes}")
+    table.add_row("held-out examples", f"{evaluation.n:,}")
+    table.add_row("accuracy", f"{evaluation.accuracy:.4f}")
+    table.add_row("macro-F1", f"{evaluation.macro_f1:.4f}")
+    if evaluation.desk_accuracy is not None:
+        table.add_row("desk accuracy", f"{evaluation.desk_accuracy:.4f}")
+    table.add_row("training time", f"{report.train_seconds:.1f} s")
+    table.add_row("MLflow run", registered.run_id)
+    table.add_row("@champion", "yes" if registered.is_champion else "no (kept the current one)")
+    console.print(table)
+
+
+def _run_steps(title: str, work: Any, errors: tuple[type[Exception], ...]) -> Any:
+    """Run ``work(step)`` showing each step it reports, with elapsed time."""
+    from .registry import quiet_mlflow
+
+    quiet_mlflow()
+    started = time.perf_counter()
+    with console.status(f"{title}…") as status:
+
+        def step(message: str) -> None:
+            console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {message}")
+            status.update(f"{title}: {message}")
+
+        try:
+            return work(step)
+        except errors as error:
+            raise fail(str(error)) from None
+
+
+@app.command("ensure-model")
+def ensure_model() -> None:
+    """Train and register the default model if the registry has no @champion yet."""
+    from .registry import ModelRegistry, quiet_mlflow
+
+    quiet_mlflow()
+    settings = _settings()
+    champion = ModelRegistry(settings).champion(settings.model_name)
+    if champion is not None:
+        console.print(f"model {settings.model_name} @champion is version {champion}")
+        return
+    console.print(f"no @champion for {settings.model_name}: training the default model")
+    train(
+        data=[DEFAULT_DATA],
+        model_name=None,
+        model="tfidf",
+        seed=0,
+        limit_per_class=None,
+        promote="auto",
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Versions of the model, their metrics, and which is champion."""
+    from .registry import ModelRegistry
+
+    settings = _settings()
+    rows = ModelRegistry(settings).versions(settings.model_name)
+    if not rows:
+        raise fail(f"no versions of {settings.model_name}; run `inquiry-router train`", code=1)
+    table = Table("version", "champion", "accuracy", "macro-F1", "run")
+    for row in rows:
+        table.add_row(
+            row["version"],
+            "@champion" if row["champion"] else "",
+            f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-",
+            f"{row['macro_f1']:.4f}" if row["macro_f1"] is not None else "-",
+            row["run_id"] or "",
+        )
+    Console().print(table)
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument(help="version to serve")]) -> None:
+    """Make VERSION the @champion; running services switch to it."""
+    from .registry import ModelRegistry, RegistryError
+
+    settings = _settings()
+    try:
+        ModelRegistry(settings).set_champion(settings.model_name, version)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    console.print(f"{settings.model_name} @champion is now version {version}")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Point @champion back at the previous champion."""
+    from .registry import ModelRegistry, RegistryError
+
+    settings = _settings()
+    try:
+        version = ModelRegistry(settings).rollback(settings.model_name)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    console.print(f"{settings.model_name} @champion is back at version {version}")
+
+
+# ---------------------------------------------------------------------------- classification
+
+
+def _read_inquiries(path: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif suffix in {".jsonl", ".ndjson"}:
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            raise fail(f"{path}: expected a .csv or .jsonl file, got {suffix or 'no extension'}")
+    except ValueError as error:
+        raise fail(f"{path}: cannot be parsed: {error}") from None
+    if "text" not in frame.columns:
+        raise fail(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
+    return frame.to_dict(orient="records")  # type: ignore[no-any-return]
+
+
+def _optional(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+@app.command()
+def classify(
+    text: Annotated[str | None, typer.Argument(help="a message to classify")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="CSV or JSONL with a 'text' column")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="JSONL file for the decisions")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="model URI, e.g. models:/inquiry-router/2 (default: @champion)"),
+    ] = None,
+    locale: Annotated[str | None, typer.Option(help="the sender's declared locale")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 256,
+) -> None:
+    """Print the routing decision for TEXT, or classify a whole file into JSONL."""
+    from .domain import InquiryText
+    from .pipeline import build_pipeline
+    from .registry import RegistryError, quiet_mlflow
+    from .routing import DeskMapError
+
+    if (text is None) == (input_file is None):
+        raise fail("give either TEXT or --input FILE")
+    if input_file is not None and output is None:
+        raise fail("--input needs --output OUT.jsonl")
+    if text is not None and not text.strip():
+        raise fail("TEXT is empty")
+    rows = _read_inquiries(input_file) if input_file is not None else []
+
+    quiet_mlflow()
+    settings = _settings()
+    try:
+        pipeline = build_pipeline(settings, model)
+    except (RegistryError, DeskMapError) as error:
+        raise fail(str(error)) from None
+
+    if text is not None:
+        print(
+            json.dumps(
+                pipeline.run_one(InquiryText(text, None, locale)).to_dict(),
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+
+    assert output is not None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    empty = 0
+    with (
+        output.open("w", encoding="utf-8") as sink,
+        Progress(
+            TextColumn("classifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task("classify", total=len(rows), rate="")
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            # Rows without text keep their line in the output, with the reason, so lines align.
+            valid = [row for row in batch if _optional(row.get("text"))]
+            empty += len(batch) - len(valid)
+            decisions = iter(
+                pipeline.run(
+                    [
+                        InquiryText(
+                            str(_optional(row.get("text"))),
+                            _optional(row.get("subject")),
+                            _optional(row.get("locale")) or locale,
+                        )
+                        for row in valid
+                    ]
+                )
+            )
+            for row in batch:
+                record: dict[str, Any] = (
+                    next(decisions).to_dict()
+                    if _optional(row.get("text"))
+                    else {"error": "empty text"}
+                )
+                if _optional(row.get("id")) is not None:
+                    record = {"id": row["id"], **record}
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            done = start + len(batch)
+            elapsed = time.perf_counter() - started
+            progress.update(task, completed=done, rate=f"{done / elapsed:,.0f}/s")
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"{len(rows):,} inquiries → {output} in {elapsed:.1f} s "
+        f"({len(rows) / elapsed if elapsed else 0:,.0f} inquiries/s, "
+        f"model {pipeline.classifier.ref.name} v{pipeline.classifier.ref.version})"
+    )
+    if empty:
+        console.print(f"[yellow]warning:[/] {empty} row(s) had empty text: written as errors")
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The datasets the product knows, with their canonical addresses."""
+    from .datasets import DATASETS
+
+    table = Table("name", "license", "files", "description")
+    for spec in DATASETS.values():
+        table.add_row(spec.name, spec.license, str(len(spec.files)), spec.description)
+    Console().print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    names: Annotated[list[str], typer.Argument(help="dataset names")],
+) -> None:
+    """Obtain datasets (mirror, cache or download), verify checksums, say where each came from."""
+    from .datasets import DatasetError, DatasetStore, dataset_spec
+
+    settings = _settings()
+    store = DatasetStore(settings)
+    try:
+        for name in names:
+            for remote in dataset_spec(name).files:
+                fetched = store.fetch(name, remote.name)
+                console.print(f"{name}/{remote.name}: {fetched.source} ({fetched.origin})")
+    except DatasetError as error:
+        raise fail(str(error)) from None
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,367 @@
+"""Public datasets: each file's canonical URL and SHA-256, read from a local mirror when one is
+set, else from the download cache, else downloaded. Every read is checksum-verified, and the
+caller is told which source was used.
+
+Also the loaders that turn those files, or a user's own CSV/JSONL, into ``text,label`` frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Settings
+
+
+class DatasetError(Exception):
+    """A dataset could not be obtained or read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # path under the dataset's folder in a mirror, e.g. "train.csv"
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    license: str
+    files: tuple[RemoteFile, ...]
+
+    def file(self, name: str) -> RemoteFile:
+        for remote in self.files:
+            if remote.name == name:
+                return remote
+        raise KeyError(f"{self.name} has no file {name!r}")
+
+
+_BANKING77 = (
+    "https://raw.githubusercontent.com/PolyAI-LDN/task-specific-datasets/"
+    "57ec275d8078af65b7731c2a98be812d844a6d6b/banking_data/"
+)
+_CLINC150 = (
+    "https://raw.githubusercontent.com/clinc/oos-eval/"
+    "828f8093932c8fe6ca7936c3d2e52903b1c523de/data/"
+)
+_XSID = (
+    "https://raw.githubusercontent.com/mainlp/xsid/"
+    "761d926c3f2e9f6bea13192d2f39cec1d04d9777/data/xSID-0.5/"
+)
+
+_XSID_SHA256 = {
+    "ar": "b06a509a5bcec84c68825c6e595890ff9a2a4b16e790bdd853d160323545d689",
+    "da": "bb7be81750052d8b76970edd0363acb31b41e8edf5474d9109fb21659ae2a70e",
+    "de-ba": "20ad7267760427a44e738dc8ad1e2058f1823fb41b55b57b48acea2db334efae",
+    "de-st": "38114cb90ff8efc7ac2c65166058f0847d4a33692f38192f7ff8feea1a1a7ad0",
+    "de": "36fa82c92a5da4b53330d38f5f0c4b80b9cdafe8b0a320d4baab6e2de8f63ef8",
+    "en": "84e46e2c845744927b482cd647151e31795699cddcde61928bfde49d8c38ecd8",
+    "gsw": "f413db0b8b19fe51c894f402bd3b03b6c8aafc93483ddd80c96fa08058353b5f",
+    "id": "977e05b0269a349e46f8fbb90fc2d817da5da2cf218f9cc7bfa3914806d41ec2",
+    "it": "26acfbc284b4c00a401531f74f596422b840e5307af84696b5c6d8c615301fb0",
+    "ja": "e0ab6c083f7a1cb48b83868a7546dbd114172d9a5e25603d844e3c8a3897ab7f",
+    "kk": "8c5f353c4583871acf86187087f1d350d3b4e7d0b974b897bc7175341c70a53f",
+    "lt": "08058f3e4fe7ef38a5be21dd1260fe6c6eedd236772977bfda65fb5acb8c47b0",
+    "nap": "fb588db87766e8a9e132ce3272992c42aad9b6f5d0c4fa54950747e1a705e7ff",
+    "nl": "44f2f86d1f7ead74434d7ea7ff6905458c64c4d63119825f6a4bdc994c90ad1a",
+    "sr": "ef9f1c3368b33f7b5ef2b131eb3940e7c3b538785898486c7084333dcc182b32",
+    "tr": "0ac8d0d818c65eefd332f17d01f51e272ab1fce630216b7aa529291e716b83fc",
+    "zh": "1b04574369210b6b652e2a5fc1a0fec86e66462988ae54b200b2fea0825a4b93",
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "banking77": DatasetSpec(
+        name="banking77",
+        description="10,003 train / 3,080 test online-banking queries, 77 intents",
+        license="CC BY 4.0",
+        files=(
+            RemoteFile(
+                "train.csv",
+                _BANKING77 + "train.csv",
+                "b06e26ac675513959a63135f11b94ea7786ed02da65db93a5650d8838cbc664b",
+            ),
+            RemoteFile(
+                "test.csv",
+                _BANKING77 + "test.csv",
+                "d12d6e3bc4c3103966ae786dc435913c0c563dfa328f5a3646d0e62cfeeb474d",
+            ),
+            RemoteFile(
+                "categories.json",
+                _BANKING77 + "categories.json",
+                "53261da888122daf2d120d925458631d9619e15d82e56052e7a42e535ce32b63",
+            ),
+        ),
+    ),
+    "clinc150": DatasetSpec(
+        name="clinc150",
+        description="150 intents in 10 domains plus out-of-scope queries",
+        license="CC BY 3.0",
+        files=(
+            RemoteFile(
+                "data_full.json",
+                _CLINC150 + "data_full.json",
+                "36923c3705a59e08fe9c3883d8bc2dd966ef93e22cb78ac41171782a698d56e0",
+            ),
+            RemoteFile(
+                "domains.json",
+                _CLINC150 + "domains.json",
+                "b947b579d3b8e74b06f93b01083d8efaff2888b43a3e362533bd88a6e1211b3a",
+            ),
+        ),
+    ),
+    "xsid": DatasetSpec(
+        name="xsid",
+        description="xSID 0.5 validation: short utterances, 17 languages, gold English",
+        license="CC BY-SA 4.0",
+        files=tuple(
+            RemoteFile(f"{lang}.valid.conll", f"{_XSID}{lang}.valid.conll", digest)
+            for lang, digest in _XSID_SHA256.items()
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    path: Path
+    source: str  # "mirror", "cache" or "download"
+    origin: str  # the mirror path or URL it came from
+    sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        known = ", ".join(sorted(DATASETS))
+        raise DatasetError(f"unknown dataset {name!r} (known: {known})") from None
+
+
+class DatasetStore:
+    """Obtains dataset files: mirror → cache → download, each verified against its checksum."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None) -> None:
+        self.mirror = settings.path(settings.data_mirror) if settings.data_mirror else None
+        self.cache = settings.data_cache
+        self.timeout = settings.download_timeout_s
+        self.log = log or (lambda _message: None)
+
+    def fetch(self, dataset: str, filename: str) -> FetchedFile:
+        spec = dataset_spec(dataset)
+        remote = spec.file(filename)
+        problems: list[str] = []
+
+        if self.mirror is not None:
+            candidate = self.mirror / dataset / filename
+            if candidate.is_file():
+                digest = sha256_of(candidate)
+                if digest == remote.sha256:
+                    self.log(f"{dataset}/{filename}: read from mirror {candidate}")
+                    return FetchedFile(candidate, "mirror", str(candidate), digest)
+                problems.append(
+                    f"mirror copy {candidate} has checksum {digest}, not {remote.sha256}"
+                )
+            else:
+                problems.append(f"mirror {self.mirror} has no {dataset}/{filename}")
+
+        cached = self.cache / dataset / filename
+        if cached.is_file():
+            digest = sha256_of(cached)
+            if digest == remote.sha256:
+                self.log(f"{dataset}/{filename}: read from cache {cached}")
+                return FetchedFile(cached, "cache", str(cached), digest)
+            problems.append(f"cached copy {cached} is corrupt; downloading again")
+
+        try:
+            digest = self._download(remote.url, cached)
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            problems.append(f"download of {remote.url} failed: {error}")
+            raise DatasetError(
+                f"cannot obtain {dataset}/{filename}: "
+                + "; ".join(problems)
+                + ". Set INQUIRY_ROUTER_DATA_MIRROR to a directory holding "
+                f"{dataset}/{filename}, or connect to the internet."
+            ) from error
+        if digest != remote.sha256:
+            cached.unlink(missing_ok=True)
+            raise DatasetError(
+                f"{remote.url} has checksum {digest}, expected {remote.sha256}; refusing to use it"
+            )
+        self.log(f"{dataset}/{filename}: downloaded from {remote.url}")
+        return FetchedFile(cached, "download", remote.url, digest)
+
+    def _download(self, url: str, target: Path) -> str:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
+            partial_path = Path(partial.name)
+            try:
+                with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                    shutil.copyfileobj(response, partial)
+            except BaseException:
+                partial.close()
+                partial_path.unlink(missing_ok=True)
+                raise
+        partial_path.replace(target)
+        return sha256_of(target)
+
+
+# ---------------------------------------------------------------- loaders: text,label frames
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """A training source, its frames, and where they came from (for MLflow lineage)."""
+
+    name: str
+    train: pd.DataFrame  # columns: text, label
+    test: pd.DataFrame | None  # the official held-out split, when the dataset has one
+    lineage: dict[str, str]
+
+
+def load_banking77(store: DatasetStore) -> LabeledData:
+    train_file = store.fetch("banking77", "train.csv")
+    test_file = store.fetch("banking77", "test.csv")
+
+    def read(path: Path) -> pd.DataFrame:
+        frame = pd.read_csv(path)
+        return frame.rename(columns={"category": "label"})[["text", "label"]]
+
+    return LabeledData(
+        name="banking77",
+        train=read(train_file.path),
+        test=read(test_file.path),
+        lineage={
+            "banking77.train.sha256": train_file.sha256,
+            "banking77.test.sha256": test_file.sha256,
+            "banking77.source": train_file.source,
+            "banking77.origin": train_file.origin,
+        },
+    )
+
+
+def load_clinc150(store: DatasetStore, include_oos: bool = False) -> LabeledData:
+    fetched = store.fetch("clinc150", "data_full.json")
+    raw = json.loads(fetched.path.read_text())
+
+    def frame(*splits: str) -> pd.DataFrame:
+        rows = [row for split in splits for row in raw[split]]
+        return pd.DataFrame(rows, columns=["text", "label"])
+
+    train_splits = ("train", "oos_train") if include_oos else ("train",)
+    test_splits = ("test", "oos_test") if include_oos else ("test",)
+    return LabeledData(
+        name="clinc150",
+        train=frame(*train_splits),
+        test=frame(*test_splits),
+        lineage={
+            "clinc150.sha256": fetched.sha256,
+            "clinc150.source": fetched.source,
+            "clinc150.origin": fetched.origin,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class XsidSentence:
+    language: str
+    text: str
+    text_en: str
+    intent: str
+
+
+def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
+    fetched = store.fetch("xsid", f"{language}.valid.conll")
+    sentences: list[XsidSentence] = []
+    fields: dict[str, str] = {}
+    for line in [*fetched.path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith("# ") and " = " in line:
+            key, _, value = line[2:].partition(" = ")
+            fields[key.strip()] = value.strip()
+        elif not line.strip():
+            if {"text", "text-en", "intent"} <= fields.keys():
+                sentences.append(
+                    XsidSentence(language, fields["text"], fields["text-en"], fields["intent"])
+                )
+            fields = {}
+    return sentences
+
+
+def xsid_languages() -> list[str]:
+    return sorted(_XSID_SHA256)
+
+
+def read_labeled_file(path: Path) -> pd.DataFrame:
+    """A user's own data: CSV or JSONL with ``text`` and ``label`` columns."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in {".jsonl", ".ndjson"}:
+            frame = pd.read_json(path, lines=True)
+        else:
+            raise DatasetError(f"{path}: expected a .csv or .jsonl file, got {suffix or 'none'}")
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DatasetError(f"{path}: cannot be parsed: {error}") from error
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise DatasetError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+            f"found {', '.join(map(str, frame.columns)) or 'none'}"
+        )
+    frame = frame[["text", "label"]].copy()
+    empty = frame["text"].isna() | (frame["text"].astype(str).str.strip() == "")
+    unlabeled = frame["label"].isna()
+    bad_rows = frame.index[empty | unlabeled].tolist()
+    if bad_rows:
+        shown = ", ".join(str(i + 2 if suffix == ".csv" else i + 1) for i in bad_rows[:5])
+        raise DatasetError(
+            f"{path}: {len(bad_rows)} row(s) with empty text or label (line {shown}"
+            f"{', …' if len(bad_rows) > 5 else ''})"
+        )
+    frame["text"] = frame["text"].astype(str)
+    frame["label"] = frame["label"].astype(str)
+    return frame
+
+
+def load_source(source: str, store: DatasetStore) -> LabeledData:
+    """A training source: a known dataset name or a CSV/JSONL file path."""
+    if source in DATASETS:
+        if source == "banking77":
+            return load_banking77(store)
+        if source == "clinc150":
+            return load_clinc150(store)
+        raise DatasetError(f"{source} is an evaluation set and cannot be used to train")
+    path = Path(source)
+    if not path.suffix:
+        known = ", ".join(name for name in DATASETS if name != "xsid")
+        raise DatasetError(
+            f"{source!r} is neither a known dataset ({known}) nor a .csv/.jsonl file"
+        )
+    frame = read_labeled_file(path)
+    return LabeledData(
+        name=path.name,
+        train=frame,
+        test=None,
+        lineage={f"{path.name}.sha256": sha256_of(path), f"{path.name}.origin": str(path)},
+    )

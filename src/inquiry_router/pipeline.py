@@ -1,0 +1,70 @@
+"""The Pipeline: one batch of inquiries through detect → translate → classify → route.
+
+The same object serves the worker, the synchronous classify endpoint, the CLI's batch
+classification and evaluation: there is one way to turn text into a routing decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .classifier import TextClassifier
+from .config import Settings
+from .domain import Decision, InquiryText
+from .language import LanguageDetector, make_backend
+from .routing import DeskMap, Router
+from .translation import Translator, build_translator
+
+
+@dataclass
+class Pipeline:
+    detector: LanguageDetector
+    translator: Translator
+    classifier: TextClassifier
+    router: Router
+
+    def run(self, inquiries: Sequence[InquiryText]) -> list[Decision]:
+        if not inquiries:
+            return []
+        texts = [inquiry.text for inquiry in inquiries]
+        guesses = self.detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
+        translations = self.translator.translate_batch(texts, [g.language for g in guesses])
+        predictions = self.classifier.classify_batch([t.english_text for t in translations])
+        routed = self.router.route_batch(predictions)
+        return [
+            Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
+            for guess, translation, (prediction, routing) in zip(
+                guesses, translations, routed, strict=True
+            )
+        ]
+
+    def run_one(self, inquiry: InquiryText) -> Decision:
+        return self.run([inquiry])[0]
+
+
+def build_detector(settings: Settings) -> LanguageDetector:
+    return LanguageDetector(
+        make_backend(settings.language_backend, settings.expected_languages),
+        confidence_floor=settings.language_confidence_floor,
+        short_text_chars=settings.short_text_chars,
+    )
+
+
+def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline:
+    """Load the model (the champion unless told otherwise) and the stages around it.
+
+    Fails with a message naming the problem when desks.yaml is invalid or does not cover every
+    intent the model predicts.
+    """
+    from .registry import ModelRegistry  # MLflow is slow to import; only loading needs it
+
+    desk_map = DeskMap.from_yaml(settings.desks_path)
+    classifier = ModelRegistry(settings).load(model_uri)
+    desk_map.check_covers(classifier.classes)
+    return Pipeline(
+        detector=build_detector(settings),
+        translator=build_translator(settings),
+        classifier=classifier,
+        router=Router(desk_map, settings.triage_threshold),
+    )

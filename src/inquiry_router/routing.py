@@ -1,0 +1,210 @@
+"""The route stage: a prediction becomes a desk, or the human triage desk when unsure.
+
+The gate is on the desk's probability (the sum over the intents it handles), not on the single
+intent's: most confusions are between sibling intents of one desk, and those still reach the right
+desk. Each routing says why, with the numbers behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .domain import Prediction, Routing
+
+_DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_DESK_KEYS = {"description", "intents", "threshold"}
+
+
+class DeskMapError(ValueError):
+    """desks.yaml is invalid; the message names every bad entry."""
+
+
+@dataclass(frozen=True)
+class Desk:
+    name: str
+    description: str = ""
+    intents: tuple[str, ...] = ()
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class DeskMap:
+    desks: dict[str, Desk]
+    triage_desk: str
+    source: str = "<memory>"
+    _desk_of: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for desk in self.desks.values():
+            for intent in desk.intents:
+                self._desk_of[intent] = desk.name
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> DeskMap:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DeskMapError(f"{path}: no such file") from None
+        except yaml.YAMLError as error:
+            raise DeskMapError(f"{path}: not valid YAML: {error}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "<memory>") -> DeskMap:
+        errors: list[str] = []
+        if not isinstance(raw, dict):
+            raise DeskMapError(f"{source}: expected a mapping with 'desks' and 'triage_desk'")
+        unknown_top = set(raw) - {"desks", "triage_desk"}
+        if unknown_top:
+            errors.append(f"unknown top-level key(s): {', '.join(sorted(map(str, unknown_top)))}")
+        triage = raw.get("triage_desk", "triage")
+        raw_desks = raw.get("desks")
+        if not isinstance(raw_desks, dict) or not raw_desks:
+            raise DeskMapError(f"{source}: 'desks' must be a non-empty mapping of desk name → desk")
+
+        desks: dict[str, Desk] = {}
+        owner: dict[str, str] = {}
+        for name, body in raw_desks.items():
+            name = str(name)
+            if not _DESK_NAME.match(name):
+                errors.append(
+                    f"desk {name!r}: names use lowercase letters, digits, '-' and '_' only"
+                )
+            body = body or {}
+            if not isinstance(body, dict):
+                errors.append(f"desk {name!r}: expected a mapping, got {type(body).__name__}")
+                continue
+            unknown = set(body) - _DESK_KEYS
+            if unknown:
+                errors.append(
+                    f"desk {name!r}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                    f"(allowed: {', '.join(sorted(_DESK_KEYS))})"
+                )
+            intents = body.get("intents") or []
+            if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
+                errors.append(f"desk {name!r}: 'intents' must be a list of intent names")
+                intents = []
+            for intent in intents:
+                if intent in owner:
+                    errors.append(
+                        f"intent {intent!r} is mapped to both {owner[intent]!r} and {name!r}"
+                    )
+                owner[intent] = name
+            threshold = body.get("threshold")
+            if threshold is not None and (
+                not isinstance(threshold, int | float) or not 0.0 <= float(threshold) <= 1.0
+            ):
+                errors.append(f"desk {name!r}: threshold {threshold!r} is not between 0 and 1")
+                threshold = None
+            desks[name] = Desk(
+                name=name,
+                description=str(body.get("description", "")),
+                intents=tuple(intents),
+                threshold=None if threshold is None else float(threshold),
+            )
+
+        if triage not in desks:
+            errors.append(f"triage_desk {triage!r} is not defined (defined: {', '.join(desks)})")
+        elif desks[triage].intents:
+            errors.append(f"triage desk {triage!r} must not take intents; it receives the unsure")
+        if errors:
+            raise DeskMapError(f"{source}: " + "; ".join(errors))
+        return cls(desks=desks, triage_desk=str(triage), source=source)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.desks)
+
+    def desk_for(self, intent: str) -> str | None:
+        return self._desk_of.get(intent)
+
+    def check_covers(self, intents: Iterable[str]) -> None:
+        """Every intent a model can predict must have a desk; say which do not."""
+        missing = sorted(set(intents) - self._desk_of.keys())
+        if missing:
+            shown = ", ".join(missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            )
+            raise DeskMapError(
+                f"{self.source}: the model predicts intent(s) no desk handles: {shown}. "
+                "Add each to one desk's 'intents'."
+            )
+
+
+class Router:
+    """Route stage: prediction → desk; below the threshold → the triage desk."""
+
+    def __init__(self, desk_map: DeskMap, threshold: float) -> None:
+        self.desk_map = desk_map
+        self.threshold = threshold
+
+    def threshold_for(self, desk: str) -> float:
+        override = self.desk_map.desks[desk].threshold if desk in self.desk_map.desks else None
+        return self.threshold if override is None else override
+
+    def route(self, prediction: Prediction) -> tuple[Prediction, Routing]:
+        """The routing, and the prediction restated so its intent belongs to the chosen desk."""
+        desk_probability: dict[str, float] = {}
+        for intent, probability in prediction.probabilities.items():
+            desk = self.desk_map.desk_for(intent) or self.desk_map.triage_desk
+            desk_probability[desk] = desk_probability.get(desk, 0.0) + probability
+        if not desk_probability:
+            desk_probability = {
+                self.desk_map.desk_for(prediction.intent) or self.desk_map.triage_desk: (
+                    prediction.confidence
+                )
+            }
+        best_desk = max(desk_probability, key=lambda desk: desk_probability[desk])
+        desk_confidence = desk_probability[best_desk]
+        prediction = self._best_intent_in(best_desk, prediction)
+
+        if best_desk == self.desk_map.triage_desk:
+            return prediction, Routing(
+                desk=best_desk,
+                desk_confidence=desk_confidence,
+                auto_routed=False,
+                reason=f"intent {prediction.intent!r} has no desk in {self.desk_map.source}",
+            )
+        threshold = self.threshold_for(best_desk)
+        detail = f"best desk {best_desk}, intent {prediction.intent} {prediction.confidence:.2f}"
+        if desk_confidence < threshold:
+            return prediction, Routing(
+                desk=self.desk_map.triage_desk,
+                desk_confidence=desk_confidence,
+                auto_routed=False,
+                reason=f"desk confidence {desk_confidence:.2f} < triage threshold {threshold:.2f} "
+                f"({detail})",
+            )
+        return prediction, Routing(
+            desk=best_desk,
+            desk_confidence=desk_confidence,
+            auto_routed=True,
+            reason=f"desk confidence {desk_confidence:.2f} >= threshold {threshold:.2f} ({detail})",
+        )
+
+    def route_batch(self, predictions: Sequence[Prediction]) -> list[tuple[Prediction, Routing]]:
+        return [self.route(prediction) for prediction in predictions]
+
+    def _best_intent_in(self, desk: str, prediction: Prediction) -> Prediction:
+        in_desk = [
+            (intent, p)
+            for intent, p in prediction.probabilities.items()
+            if (self.desk_map.desk_for(intent) or self.desk_map.triage_desk) == desk
+        ]
+        if not in_desk:
+            return prediction
+        intent, confidence = max(in_desk, key=lambda item: item[1])
+        if intent == prediction.intent:
+            return prediction
+        others = sorted(
+            ((i, p) for i, p in prediction.probabilities.items() if i != intent),
+            key=lambda item: -item[1],
+        )
+        runner_up, runner_up_p = others[0] if others else (None, None)
+        return Prediction(intent, confidence, runner_up, runner_up_p, prediction.probabilities)

@@ -1,0 +1,77 @@
+"""The loaded pipeline of a running service, and its hot swap when ``@champion`` moves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .config import Settings
+from .pipeline import Pipeline, build_pipeline
+
+log = logging.getLogger(__name__)
+
+
+class PipelineHolder:
+    """Loads the champion's pipeline once, then swaps it when the alias points elsewhere.
+
+    The API and the worker share one holder, so both always use the same model version.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pipeline: Pipeline | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self._pipeline is not None
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def current(self) -> Pipeline:
+        pipeline = self._pipeline
+        if pipeline is None:
+            raise RuntimeError(self._error or "the model is still loading")
+        return pipeline
+
+    def load(self) -> Pipeline:
+        try:
+            pipeline = build_pipeline(self.settings)
+        except Exception as error:
+            self._error = f"{type(error).__name__}: {error}"
+            raise
+        with self._lock:
+            self._pipeline = pipeline
+            self._error = None
+            self._checked_at = time.monotonic()
+        ref = pipeline.classifier.ref
+        log.info("serving model %s version %s", ref.name, ref.version)
+        return pipeline
+
+    def refresh_if_due(self) -> bool:
+        """Reload when the champion alias has moved; returns whether it swapped."""
+        if time.monotonic() - self._checked_at < self.settings.model_refresh_interval_s:
+            return False
+        self._checked_at = time.monotonic()
+        from .registry import ModelRegistry
+
+        try:
+            champion = ModelRegistry(self.settings).champion(self.settings.model_name)
+        except Exception as error:  # the registry being briefly unreachable must not stop work
+            log.warning("could not check the champion model: %s", error)
+            return False
+        current = self._pipeline.classifier.ref.version if self._pipeline else None
+        if champion is None or champion == current:
+            return False
+        log.info("champion moved from version %s to %s; reloading", current, champion)
+        try:
+            self.load()
+        except Exception as error:
+            log.error("keeping version %s: version %s failed to load: %s", current, champion, error)
+            return False
+        return True

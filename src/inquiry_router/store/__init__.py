@@ -1,0 +1,415 @@
+"""InquiryStore: the only code that talks to the database.
+
+SQLite (WAL) by default, PostgreSQL when ``INQUIRY_ROUTER_DATABASE_URL`` says so; the same code
+serves both. Worker claims are race-safe on both: the claiming UPDATE re-checks each row's state,
+and PostgreSQL additionally skips rows other workers hold (``FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..domain import Decision, Status
+from .tables import Base, InquiryRow, utcnow
+
+
+class StoreError(Exception):
+    """Base for store errors the API turns into 4xx answers."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class IdempotencyConflict(Conflict):
+    pass
+
+
+@dataclass(frozen=True)
+class NewInquiry:
+    message: str
+    subject: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    channel: str | None = None
+    external_id: str | None = None
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(self.__dict__, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class InquiryRecord:
+    id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    message: str
+    subject: str | None
+    email: str | None
+    locale: str | None
+    channel: str | None
+    external_id: str | None
+    attempts: int
+    last_error: str | None
+    desk: str | None
+    decision: dict[str, Any] | None
+    routed_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+
+    @classmethod
+    def of(cls, row: InquiryRow) -> InquiryRecord:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ClaimedInquiry:
+    id: str
+    lease_token: str
+    message: str
+    subject: str | None
+    locale: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[InquiryRecord]
+    next_cursor: str | None
+    total: int
+
+
+@dataclass
+class DeskCounts:
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def of(self, desk: str) -> dict[str, int]:
+        return self.counts.get(desk, {})
+
+
+def encode_cursor(routed_at: datetime, inquiry_id: str) -> str:
+    raw = f"{routed_at.isoformat()}|{inquiry_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, inquiry_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return datetime.fromisoformat(stamp), inquiry_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError(
+            f"invalid cursor {cursor!r}; pass the next_cursor of a previous page"
+        ) from None
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class InquiryStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self.session() as session:
+            session.execute(select(1))
+
+    # ------------------------------------------------------------------ intake
+
+    def add(
+        self, new: NewInquiry, idempotency_key: str | None = None
+    ) -> tuple[InquiryRecord, bool]:
+        """Store an inquiry as received; with an idempotency key already seen, return the first
+        inquiry instead (``created`` False). Committed before this returns."""
+        fingerprint = new.fingerprint()
+        if idempotency_key:
+            existing = self._by_idempotency_key(idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        row = InquiryRow(
+            id=str(uuid.uuid4()),
+            status=Status.RECEIVED.value,
+            idempotency_key=idempotency_key or None,
+            request_fingerprint=fingerprint,
+            attempts=0,
+            **new.__dict__,
+        )
+        try:
+            with self.session() as session:
+                session.add(row)
+        except IntegrityError:
+            # Two retries raced; the other one won. Answer with its inquiry.
+            if idempotency_key:
+                existing = self._by_idempotency_key(idempotency_key, fingerprint)
+                if existing is not None:
+                    return existing, False
+            raise
+        return InquiryRecord.of(row), True
+
+    def _by_idempotency_key(self, key: str, fingerprint: str) -> InquiryRecord | None:
+        with self.session() as session:
+            row = session.scalar(select(InquiryRow).where(InquiryRow.idempotency_key == key))
+            if row is None:
+                return None
+            if row.request_fingerprint != fingerprint:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was already used for a different request "
+                    f"(inquiry {row.id}); use a new key for a new inquiry"
+                )
+            return InquiryRecord.of(row)
+
+    def get(self, inquiry_id: str) -> InquiryRecord:
+        with self.session() as session:
+            row = session.get(InquiryRow, inquiry_id)
+            if row is None:
+                raise NotFound(f"no inquiry {inquiry_id!r}")
+            return InquiryRecord.of(row)
+
+    # ------------------------------------------------------------------ worker side
+
+    def claim_batch(self, limit: int, lease_seconds: float) -> list[ClaimedInquiry]:
+        """Lease up to ``limit`` waiting inquiries, oldest first, including any whose previous
+        worker's lease ran out."""
+        now = utcnow()
+        token = str(uuid.uuid4())
+        claimable = or_(
+            InquiryRow.status == Status.RECEIVED.value,
+            and_(
+                InquiryRow.status == Status.PROCESSING.value,
+                InquiryRow.lease_expires_at < now,
+            ),
+        )
+        with self.session() as session:
+            candidates = session.scalars(
+                select(InquiryRow.id)
+                .where(claimable)
+                .order_by(InquiryRow.created_at, InquiryRow.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not candidates:
+                return []
+            session.execute(
+                update(InquiryRow)
+                .where(InquiryRow.id.in_(candidates), claimable)
+                .values(
+                    status=Status.PROCESSING.value,
+                    lease_token=token,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=InquiryRow.attempts + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            rows = session.scalars(
+                select(InquiryRow)
+                .where(InquiryRow.lease_token == token)
+                .order_by(InquiryRow.created_at, InquiryRow.id)
+            ).all()
+            return [
+                ClaimedInquiry(row.id, token, row.message, row.subject, row.locale, row.attempts)
+                for row in rows
+            ]
+
+    def record_decisions(self, lease_token: str, decisions: Sequence[tuple[str, Decision]]) -> int:
+        """Put each inquiry into its desk's queue; returns how many this lease still held."""
+        now = utcnow()
+        stored = 0
+        with self.session() as session:
+            for inquiry_id, decision in decisions:
+                result = session.execute(
+                    update(InquiryRow)
+                    .where(
+                        InquiryRow.id == inquiry_id,
+                        InquiryRow.lease_token == lease_token,
+                        InquiryRow.status == Status.PROCESSING.value,
+                    )
+                    .values(
+                        status=Status.ROUTED.value,
+                        desk=decision.desk,
+                        decision=decision.to_dict(),
+                        routed_at=now,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        last_error=None,
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                stored += result.rowcount  # type: ignore[attr-defined]
+        return stored
+
+    def release_failed(
+        self,
+        lease_token: str,
+        inquiry_ids: Sequence[str],
+        error: str,
+        max_attempts: int,
+        triage_desk: str,
+    ) -> None:
+        """A batch the pipeline could not process goes back to the pool; after ``max_attempts``
+        it goes to the human triage desk with the error, never lost."""
+        now = utcnow()
+        with self.session() as session:
+            rows = session.scalars(
+                select(InquiryRow).where(
+                    InquiryRow.id.in_(inquiry_ids), InquiryRow.lease_token == lease_token
+                )
+            ).all()
+            for row in rows:
+                row.lease_token = None
+                row.lease_expires_at = None
+                row.last_error = error[:2000]
+                row.updated_at = now
+                if row.attempts >= max_attempts:
+                    row.status = Status.ROUTED.value
+                    row.desk = triage_desk
+                    row.routed_at = now
+                    row.decision = {
+                        "desk": triage_desk,
+                        "auto_routed": False,
+                        "reason": f"processing failed {row.attempts} times: {error[:500]}",
+                    }
+                else:
+                    row.status = Status.RECEIVED.value
+
+    # ------------------------------------------------------------------ desk side
+
+    def desk_counts(self) -> DeskCounts:
+        with self.session() as session:
+            rows = session.execute(
+                select(InquiryRow.desk, InquiryRow.status, func.count())
+                .where(InquiryRow.desk.is_not(None))
+                .group_by(InquiryRow.desk, InquiryRow.status)
+            ).all()
+        counts = DeskCounts()
+        for desk, status, count in rows:
+            counts.counts.setdefault(str(desk), {})[status] = int(count)
+        return counts
+
+    def status_counts(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(
+                select(InquiryRow.status, func.count()).group_by(InquiryRow.status)
+            ).all()
+        return {status: int(count) for status, count in rows}
+
+    def list_desk(self, desk: str, status: Status, limit: int, cursor: str | None = None) -> Page:
+        """A desk's queue in one status, oldest first, ``limit`` at a time."""
+        conditions = [InquiryRow.desk == desk, InquiryRow.status == status.value]
+        with self.session() as session:
+            total = session.scalar(select(func.count()).where(*conditions)) or 0
+            query = select(InquiryRow).where(*conditions)
+            if cursor:
+                after_time, after_id = decode_cursor(cursor)
+                query = query.where(
+                    or_(
+                        InquiryRow.routed_at > after_time,
+                        and_(InquiryRow.routed_at == after_time, InquiryRow.id > after_id),
+                    )
+                )
+            rows = session.scalars(
+                query.order_by(InquiryRow.routed_at, InquiryRow.id).limit(limit + 1)
+            ).all()
+        items = [InquiryRecord.of(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items[-1].routed_at is not None:
+            next_cursor = encode_cursor(items[-1].routed_at, items[-1].id)
+        return Page(items=items, next_cursor=next_cursor, total=int(total))
+
+    def _desk_row(self, session: Session, desk: str, inquiry_id: str) -> InquiryRow:
+        row = session.get(InquiryRow, inquiry_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no inquiry {inquiry_id!r}")
+        if row.desk != desk:
+            raise NotFound(
+                f"inquiry {inquiry_id} is not in desk {desk!r}"
+                + (f" (it is in {row.desk!r})" if row.desk else f" (it is {row.status})")
+            )
+        return row
+
+    def claim(self, desk: str, inquiry_id: str, agent: str) -> InquiryRecord:
+        now = utcnow()
+        with self.session() as session:
+            row = self._desk_row(session, desk, inquiry_id)
+            if row.status == Status.CLAIMED.value and row.claimed_by == agent:
+                return InquiryRecord.of(row)  # claiming twice is harmless
+            if row.status != Status.ROUTED.value:
+                holder = f" by {row.claimed_by!r}" if row.claimed_by else ""
+                raise Conflict(f"inquiry {inquiry_id} is already {row.status}{holder}")
+            row.status = Status.CLAIMED.value
+            row.claimed_by = agent
+            row.claimed_at = now
+            row.updated_at = now
+            return InquiryRecord.of(row)
+
+    def resolve(
+        self, desk: str, inquiry_id: str, agent: str, resolution: str | None
+    ) -> InquiryRecord:
+        now = utcnow()
+        with self.session() as session:
+            row = self._desk_row(session, desk, inquiry_id)
+            if row.status == Status.RESOLVED.value:
+                raise Conflict(f"inquiry {inquiry_id} is already resolved")
+            if row.status == Status.CLAIMED.value and row.claimed_by != agent:
+                raise Conflict(
+                    f"inquiry {inquiry_id} is claimed by {row.claimed_by!r}, not {agent!r}"
+                )
+            if row.status not in (Status.ROUTED.value, Status.CLAIMED.value):
+                raise Conflict(f"inquiry {inquiry_id} is {row.status} and cannot be resolved")
+            row.status = Status.RESOLVED.value
+            row.claimed_by = row.claimed_by or agent
+            row.claimed_at = row.claimed_at or now
+            row.resolved_at = now
+            row.resolution = resolution
+            row.updated_at = now
+            return InquiryRecord.of(row)

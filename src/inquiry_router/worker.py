@@ -1,0 +1,76 @@
+"""The worker loop: claim received inquiries in batches → pipeline → store in desk queues."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from .config import Settings
+from .domain import Decision, InquiryText
+from .runtime import PipelineHolder
+from .store import ClaimedInquiry, InquiryStore
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: InquiryStore, holder: PipelineHolder) -> None:
+        self.settings = settings
+        self.store = store
+        self.holder = holder
+        self.worker_id = f"worker-{uuid.uuid4().hex[:8]}"
+
+    def process_once(self) -> int:
+        """Process one batch; returns how many inquiries were routed."""
+        pipeline = self.holder.current()
+        claimed = self.store.claim_batch(
+            self.settings.worker_batch_size, self.settings.worker_lease_s
+        )
+        if not claimed:
+            return 0
+        token = claimed[0].lease_token
+        inputs = [InquiryText(c.message, c.subject, c.locale) for c in claimed]
+        try:
+            decisions = pipeline.run(inputs)
+        except Exception:
+            log.exception("batch of %d failed; retrying one by one", len(claimed))
+            return self._process_individually(claimed, token)
+        return self.store.record_decisions(
+            token, [(c.id, d) for c, d in zip(claimed, decisions, strict=True)]
+        )
+
+    def _process_individually(self, claimed: list[ClaimedInquiry], token: str) -> int:
+        """One bad inquiry must not hold back the rest of its batch."""
+        routed: list[tuple[str, Decision]] = []
+        pipeline = self.holder.current()
+        for inquiry in claimed:
+            try:
+                decision = pipeline.run_one(
+                    InquiryText(inquiry.message, inquiry.subject, inquiry.locale)
+                )
+            except Exception as error:
+                log.exception("inquiry %s failed (attempt %d)", inquiry.id, inquiry.attempts)
+                self.store.release_failed(
+                    token,
+                    [inquiry.id],
+                    f"{type(error).__name__}: {error}",
+                    self.settings.worker_max_attempts,
+                    pipeline.router.desk_map.triage_desk,
+                )
+                continue
+            routed.append((inquiry.id, decision))
+        return self.store.record_decisions(token, routed)
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("%s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                self.holder.refresh_if_due()
+                routed = self.process_once()
+            except Exception:
+                log.exception("worker loop error; continuing")
+                routed = 0
+            if routed == 0:
+                stop.wait(self.settings.worker_poll_interval_s)
+        log.info("%s stopped", self.worker_id)
