@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(default=3, ge=1)
     model_refresh_interval_s: float = Field(default=30.0, gt=0)
 
+    @field_validator("data_mirror", mode="before")
+    @classmethod
+    def _empty_mirror_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("languages")
     @classmethod
     def _normalise_languages(cls, value: str) -> str:

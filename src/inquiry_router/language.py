@@ -197,8 +197,9 @@ class LanguageDetector:
         uncertain = top_p < self.confidence_floor
         short = len(text.strip()) < self.short_text_chars
 
-        if declared and declared != top and (uncertain or (short and declared in scores)):
-            # The text alone cannot decide; the form's declared language breaks the tie.
+        if declared and declared != top and (uncertain or short):
+            # No detector is reliable on a few words ("Hallo" reads as Finnish), and an
+            # uncertain text cannot decide alone: the form's declared language breaks the tie.
             return LanguageGuess(
                 language=declared,
                 confidence=scores.get(declared, 0.0),

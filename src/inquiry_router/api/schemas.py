@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -70,6 +70,14 @@ class InquiryPublic(BaseModel):
     resolution: str | None
     attempts: int
     last_error: str | None
+
+    @field_validator(
+        "created_at", "updated_at", "routed_at", "claimed_at", "resolved_at", mode="after"
+    )
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # Stored as naive UTC (SQLite has no zones); say so on the way out.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class DeskSummary(BaseModel):

@@ -109,8 +109,8 @@ class DeskCounts:
         return self.counts.get(desk, {})
 
 
-def encode_cursor(routed_at: datetime, inquiry_id: str) -> str:
-    raw = f"{routed_at.isoformat()}|{inquiry_id}".encode()
+def encode_cursor(created_at: datetime, inquiry_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{inquiry_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -344,7 +344,7 @@ class InquiryStore:
         return {status: int(count) for status, count in rows}
 
     def list_desk(self, desk: str, status: Status, limit: int, cursor: str | None = None) -> Page:
-        """A desk's queue in one status, oldest first, ``limit`` at a time."""
+        """A desk's queue in one status, oldest inquiry first, ``limit`` at a time."""
         conditions = [InquiryRow.desk == desk, InquiryRow.status == status.value]
         with self.session() as session:
             total = session.scalar(select(func.count()).where(*conditions)) or 0
@@ -353,17 +353,17 @@ class InquiryStore:
                 after_time, after_id = decode_cursor(cursor)
                 query = query.where(
                     or_(
-                        InquiryRow.routed_at > after_time,
-                        and_(InquiryRow.routed_at == after_time, InquiryRow.id > after_id),
+                        InquiryRow.created_at > after_time,
+                        and_(InquiryRow.created_at == after_time, InquiryRow.id > after_id),
                     )
                 )
             rows = session.scalars(
-                query.order_by(InquiryRow.routed_at, InquiryRow.id).limit(limit + 1)
+                query.order_by(InquiryRow.created_at, InquiryRow.id).limit(limit + 1)
             ).all()
         items = [InquiryRecord.of(row) for row in rows[:limit]]
         next_cursor = None
-        if len(rows) > limit and items[-1].routed_at is not None:
-            next_cursor = encode_cursor(items[-1].routed_at, items[-1].id)
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page(items=items, next_cursor=next_cursor, total=int(total))
 
     def _desk_row(self, session: Session, desk: str, inquiry_id: str) -> InquiryRow:

@@ -52,5 +52,5 @@ class InquiryRow(Base):
 
     __table_args__ = (
         Index("ix_inquiries_status_created", "status", "created_at"),
-        Index("ix_inquiries_desk_status_routed", "desk", "status", "routed_at", "id"),
+        Index("ix_inquiries_desk_status_created", "desk", "status", "created_at", "id"),
     )

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real dataset mirror, a real trained model in a real MLflow registry, and a
+real server started as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inquiry_router.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).with_name("inquiry-router"))
+
+
+def mirror_dir() -> Path | None:
+    """The local dataset mirror `make test` points at; without one, datasets are downloaded."""
+    configured = os.environ.get("INQUIRY_ROUTER_DATA_MIRROR")
+    return Path(configured) if configured else None
+
+
+def settings_for(home: Path, **overrides: object) -> Settings:
+    return Settings(home=home, data_mirror=mirror_dir(), **overrides)  # type: ignore[arg-type]
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INQUIRY_ROUTER_")}
+    env.update(
+        INQUIRY_ROUTER_HOME=str(home),
+        INQUIRY_ROUTER_DATA_MIRROR=str(mirror_dir() or ""),
+        INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S="0.1",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with a model trained on a Banking77 subset (60 per intent), registered @champion."""
+    from inquiry_router.classifier.training import train
+
+    home = tmp_path_factory.mktemp("trained")
+    report = train(settings_for(home), ["banking77"], limit_per_class=60, seed=0)
+    assert report.registered.is_champion
+    return home
+
+
+@pytest.fixture(scope="session")
+def pipeline(trained_home: Path):  # type: ignore[no-untyped-def]
+    from inquiry_router.pipeline import build_pipeline
+
+    return build_pipeline(settings_for(trained_home))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    home: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_path = self.home / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [CLI, "serve", "--port", str(self.port)],
+            env=env_for(self.home, **self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not healthy within {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path else ""
+
+    def wait_routed(self, inquiry_id: str, timeout: float = 30.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body: dict[str, object] = httpx.get(f"{self.url}/v1/inquiries/{inquiry_id}").json()
+            if body["status"] == "routed":
+                return body
+            time.sleep(0.1)
+        raise AssertionError(f"inquiry {inquiry_id} not routed within {timeout}s:\n{self.log()}")
+
+
+@pytest.fixture
+def server(trained_home: Path, tmp_path: Path) -> Iterator[Server]:
+    """A real server on a free port, over the trained registry, with a fresh database."""
+    running = Server(
+        home=trained_home,
+        port=free_port(),
+        env={"INQUIRY_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'inquiries.db'}"},
+    )
+    running.start()
+    yield running
+    running.stop()

@@ -1,0 +1,118 @@
+"""The command line as a support lead uses it: train, list versions, classify files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from .conftest import CLI, env_for
+
+
+def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [CLI, *args], env=env_for(home), capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path) -> None:
+    result = run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "8")
+    assert "accuracy" in result.stderr
+    registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=registry, registry_uri=registry)
+    versions = client.search_model_versions("name = 'inquiry-router'")
+    assert [str(v.version) for v in versions] == ["1"]
+    champion = client.get_model_version_by_alias("inquiry-router", "champion")
+    assert str(champion.version) == "1"
+    run_data = client.get_run(champion.run_id).data
+    assert 0.3 < run_data.metrics["accuracy"] <= 1.0
+    assert "macro_f1" in run_data.metrics
+    assert run_data.params["sources"] == "banking77"
+    assert len(run_data.tags["banking77.train.sha256"]) == 64
+
+    # A worse model (fewer examples) is registered but does not replace the champion.
+    run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "3")
+    assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
+    listed = run(tmp_path, "models", "list").stdout
+    assert "@champion" in listed and "2" in listed
+
+    run(tmp_path, "models", "promote", "2")
+    assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "2"
+    run(tmp_path, "models", "rollback")
+    assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
+
+
+def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
+    rows = ["text,label"]
+    for i in range(12):
+        rows.append(f"where is my parcel number {i},shipping")
+        rows.append(f"I want my money back for order {i},refund")
+    data = tmp_path / "mine.csv"
+    data.write_text("\n".join(rows) + "\n")
+    result = run(tmp_path, "train", "--data", str(data), "--model-name", "shop")
+    assert "shop version 1" in result.stderr
+    assert "holdout" not in result.stderr  # the table shows figures, not internals
+
+
+def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("message,label\nhi,greet\n")
+    result = run(tmp_path, "train", "--data", str(bad), check=False)
+    assert result.returncode == 2
+    assert "missing column(s) text" in result.stderr
+    unknown = run(tmp_path, "train", "--data", "bankingg77", check=False)
+    assert unknown.returncode == 2 and "neither a known dataset" in unknown.stderr
+    kind = run(tmp_path, "train", "--model", "gpt", check=False)
+    assert kind.returncode == 2 and "unknown model kind 'gpt'" in kind.stderr
+
+
+def test_classify_a_text_and_a_file(trained_home: Path, tmp_path: Path) -> None:
+    single = run(trained_home, "classify", "I lost my card")
+    decision = json.loads(single.stdout)
+    assert decision["desk"] == "cards"
+
+    inquiries = tmp_path / "in.csv"
+    inquiries.write_text(
+        "id,text\n"
+        "a,My card payment was declined\n"
+        "b,\n"
+        'c,"Why is the exchange rate so bad, I got fewer euros than expected?"\n'
+    )
+    output = tmp_path / "out.jsonl"
+    result = run(trained_home, "classify", "--input", str(inquiries), "--output", str(output))
+    assert "inquiries/s" in result.stderr
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b", "c"]
+    assert lines[1] == {"id": "b", "error": "empty text"}
+    for line in (lines[0], lines[2]):
+        assert {
+            "language",
+            "language_confidence",
+            "english_text",
+            "translated",
+            "translation_engine",
+            "intent",
+            "confidence",
+            "desk",
+            "reason",
+            "model_version",
+        } <= line.keys()
+    assert lines[0]["intent"] == "declined_card_payment"
+
+
+def test_classify_explains_misuse(trained_home: Path, tmp_path: Path) -> None:
+    both = run(trained_home, "classify", "x", "--input", "f.csv", check=False)
+    assert both.returncode == 2 and "either TEXT or --input" in both.stderr
+    no_text = tmp_path / "t.csv"
+    no_text.write_text("message\nhello\n")
+    missing = run(
+        trained_home, "classify", "--input", str(no_text), "--output", "o.jsonl", check=False
+    )
+    assert missing.returncode == 2 and "no 'text' column" in missing.stderr
+    wrong_model = run(trained_home, "classify", "x", "--model", "models:/nope/9", check=False)
+    assert wrong_model.returncode == 2 and "nope has no version '9'" in wrong_model.stderr

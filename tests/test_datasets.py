@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from inquiry_router.config import Settings
+from inquiry_router.datasets import (
+    DatasetError,
+    DatasetStore,
+    load_banking77,
+    load_source,
+    load_xsid,
+    read_labeled_file,
+)
+
+from .conftest import mirror_dir
+
+
+def _store(tmp_path: Path, mirror: Path | None) -> DatasetStore:
+    return DatasetStore(
+        Settings(home=tmp_path, data_mirror=mirror, download_timeout_s=2)  # type: ignore[arg-type]
+    )
+
+
+def test_banking77_from_the_mirror_is_verified_and_complete(tmp_path: Path) -> None:
+    messages: list[str] = []
+    store = DatasetStore(Settings(home=tmp_path, data_mirror=mirror_dir()), log=messages.append)
+    data = load_banking77(store)
+    assert len(data.train) == 10_003
+    assert data.test is not None and len(data.test) == 3_080
+    assert data.train["label"].nunique() == 77
+    assert data.lineage["banking77.source"] in {"mirror", "cache", "download"}
+    assert any("banking77/train.csv" in message for message in messages)
+
+
+def test_a_corrupt_mirror_copy_is_refused_with_the_reason(tmp_path: Path) -> None:
+    source = mirror_dir()
+    assert source is not None, "make test sets INQUIRY_ROUTER_DATA_MIRROR"
+    mirror = tmp_path / "mirror"
+    (mirror / "banking77").mkdir(parents=True)
+    shutil.copy(source / "banking77" / "test.csv", mirror / "banking77" / "test.csv")
+    with (mirror / "banking77" / "test.csv").open("a") as handle:
+        handle.write("tampered,card_arrival\n")
+    with pytest.raises(DatasetError) as error:
+        _store(tmp_path, mirror).fetch("banking77", "test.csv")
+    message = str(error.value)
+    assert "has checksum" in message
+    assert "INQUIRY_ROUTER_DATA_MIRROR" in message
+
+
+def test_a_verified_download_cache_is_reused(tmp_path: Path) -> None:
+    source = mirror_dir()
+    assert source is not None
+    cache = tmp_path / "data" / "raw" / "banking77"
+    cache.mkdir(parents=True)
+    shutil.copy(source / "banking77" / "categories.json", cache / "categories.json")
+    fetched = _store(tmp_path, None).fetch("banking77", "categories.json")
+    assert fetched.source == "cache"
+
+
+def test_xsid_sentences_carry_text_gold_english_and_intent(tmp_path: Path) -> None:
+    sentences = load_xsid(_store(tmp_path, mirror_dir()), "de")
+    assert len(sentences) > 250
+    first = sentences[0]
+    assert first.text == "Regnet es heute?"
+    assert first.text_en == "Is it going to rain today?"
+    assert first.intent == "weather/find"
+
+
+def test_user_files_need_text_and_label(tmp_path: Path) -> None:
+    good = tmp_path / "mine.jsonl"
+    good.write_text('{"text": "where is my parcel", "label": "shipping"}\n')
+    assert read_labeled_file(good).to_dict("records") == [
+        {"text": "where is my parcel", "label": "shipping"}
+    ]
+    missing = tmp_path / "bad.csv"
+    missing.write_text("message,label\nhello,greet\n")
+    with pytest.raises(DatasetError, match="missing column"):
+        read_labeled_file(missing)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\nhello,greet\n,greet\n")
+    with pytest.raises(DatasetError, match="line 3"):
+        read_labeled_file(empty)
+    with pytest.raises(DatasetError, match="neither a known dataset"):
+        load_source("bankingg77", _store(tmp_path, None))
+    other = tmp_path / "x.txt"
+    other.write_text("a")
+    with pytest.raises(DatasetError, match=r"expected a \.csv or \.jsonl"):
+        read_labeled_file(other)

