@@ -428,3 +428,80 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# ---------------------------------------------------------------------------- benchmarks
+
+
+@bench_app.command("classify")
+def bench_classify_command(
+    model: Annotated[str | None, typer.Option(help="model URI (default: @champion)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N test examples only")] = None,
+) -> None:
+    """The served pipeline on Banking77's official test set: accuracy, desk routing, speed."""
+    from .bench import bench_classify
+    from .registry import RegistryError, quiet_mlflow
+
+    quiet_mlflow()
+    settings = _settings()
+    try:
+        result = bench_classify(settings, model, limit)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    table = Table(title=f"Banking77 test, {result['model']}", show_header=False)
+    table.add_row("examples", f"{result['n']:,}")
+    table.add_row("intent accuracy", f"{result['accuracy']:.4f}")
+    table.add_row("intent macro-F1", f"{result['macro_f1']:.4f}")
+    table.add_row("desk accuracy (top intent's desk)", f"{result['desk_accuracy_top_intent']:.4f}")
+    table.add_row(
+        f"auto-routed at threshold {result['threshold']:.2f}",
+        f"{result['auto_routed_coverage']:.1%} of inquiries",
+    )
+    table.add_row("desk precision of auto-routed", f"{result['auto_routed_desk_precision']:.4f}")
+    table.add_row("throughput (whole pipeline)", f"{result['inquiries_per_s']:,.0f} inquiries/s")
+    Console().print(table)
+
+
+@bench_app.command("language")
+def bench_language_command(
+    backend: Annotated[
+        list[str] | None, typer.Option(help="backends to measure (default: all)")
+    ] = None,
+    restrict: Annotated[
+        str, typer.Option(help="comma-separated expected languages, as INQUIRY_ROUTER_LANGUAGES")
+    ] = "",
+) -> None:
+    """Language detection backends on xSID validation sentences (17 languages)."""
+    from .bench import bench_language
+    from .language import make_backend
+
+    for name in backend or []:
+        try:
+            make_backend(name)
+        except ValueError as error:
+            raise fail(str(error)) from None
+    settings = _settings()
+    languages = [code.strip() for code in restrict.split(",") if code.strip()]
+    rows = _run_steps(
+        "language benchmark",
+        lambda step: bench_language(settings, backend, languages, progress=step),
+        errors=(ValueError,),
+    )
+    all_languages = sorted({language for row in rows for language in row["per_language"]})
+    table = Table("backend", "acc. (supported)", "msgs/s", *all_languages, title="xSID validation")
+    for row in rows:
+        table.add_row(
+            row["backend"],
+            f"{row['accuracy_supported']:.4f}",
+            f"{row['messages_per_s']:,.0f}",
+            *[
+                f"{row['per_language'][language]:.2f}"
+                + ("" if language in row["languages_supported"] else "*")
+                for language in all_languages
+            ],
+        )
+    Console(width=250).print(table)
+    console.print(
+        "* not counted in 'acc. (supported)': a dialect (de-st, de-ba, gsw → de; nap → it) or a "
+        "language the backend does not know"
+    )

