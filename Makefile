@@ -15,7 +15,22 @@ export INQUIRY_ROUTER_DATA_MIRROR
 
 run: setup model serve
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/.system-packages
+
+# Apertium (Debian) translates es, fr, it, pt when no Argos pack covers them. Optional: without
+# root or apt-get the product runs without it and says so in `inquiry-router translation list`.
+APT_PACKAGES := apertium apertium-eng-spa apertium-fr-es apertium-spa-ita apertium-es-pt cg3
+$(VENV)/.system-packages: | $(VENV)/.installed
+	@if [ -e /usr/share/apertium/modes/spa-eng.mode ] && [ -e /usr/share/apertium/modes/pt-es.mode ]; then \
+		echo "apertium: installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(APT_PACKAGES) >/dev/null) \
+		|| echo "warning: apt-get could not install apertium; es/fr/it/pt fall back to other engines"; \
+	else \
+		echo "note: run as root, or: sudo apt-get install $(APT_PACKAGES)"; \
+	fi
+	touch $@
 
 # torch first and pinned: any other order pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml

