@@ -564,3 +564,46 @@ def translation_install(
             )
     except PackError as error:
         raise fail(str(error)) from None
+
+
+@bench_app.command("translation")
+def bench_translation_command(
+    language: Annotated[
+        list[str] | None, typer.Option(help="xSID languages (default: all but English)")
+    ] = None,
+) -> None:
+    """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
+    then the classifier's intent accuracy on untranslated vs translated text."""
+    from .bench import bench_translation, bench_untranslated_routing
+
+    settings = _settings()
+    rows = _run_steps(
+        "translation benchmark",
+        lambda step: bench_translation(settings, language, progress=step),
+        errors=(ValueError,),
+    )
+    table = Table("language", "engine", "chrF", "BLEU", "sentences/s", title="xSID validation")
+    for row in rows:
+        speed = row["sentences_per_s"]
+        table.add_row(
+            row["language"],
+            row["engine"],
+            f"{row['chrf']:.1f}",
+            f"{row['bleu']:.1f}",
+            "-" if speed is None else f"{speed:,.0f}",
+        )
+    Console().print(table)
+    routing = _run_steps(
+        "routing without translation",
+        lambda step: bench_untranslated_routing(settings, language, progress=step),
+        errors=(ValueError,),
+    )
+    table = Table(
+        "language",
+        "text",
+        "intent accuracy",
+        title="TF-IDF trained on English xSID (5-fold by sentence)",
+    )
+    for row in routing:
+        table.add_row(row["language"], row["variant"], f"{row['accuracy']:.3f}")
+    Console().print(table)

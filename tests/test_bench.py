@@ -1,0 +1,33 @@
+"""The benchmarks run on the real data and print sane figures (not timed: figures only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inquiry_router.bench import bench_language, bench_translation, bench_untranslated_routing
+
+from .conftest import settings_for
+
+
+def test_language_benchmark_scores_each_xsid_language(tmp_path: Path) -> None:
+    (row,) = bench_language(settings_for(tmp_path), ["py3langid"], restrict=["de", "en", "nl"])
+    assert row["n"] > 4000
+    assert set(row["languages_supported"]) == {"de", "en", "nl"}
+    assert row["accuracy_supported"] > 0.9
+    assert row["per_language"]["ja"] == 0.0  # restricted away: it cannot be Japanese
+    assert row["messages_per_s"] > 0
+
+
+def test_translation_benchmark_compares_engines_to_the_untranslated_floor(
+    tmp_path: Path,
+) -> None:
+    rows = bench_translation(settings_for(tmp_path), ["de"])
+    assert [row["engine"] for row in rows] == ["none"]  # nothing translates German here
+    assert 10 < rows[0]["chrf"] < 60
+
+
+def test_routing_without_translation_is_measured_against_english(tmp_path: Path) -> None:
+    rows = bench_untranslated_routing(settings_for(tmp_path), ["nl"], folds=3)
+    accuracy = {(row["language"], row["variant"]): row["accuracy"] for row in rows}
+    assert accuracy[("en", "as written")] > 0.8
+    assert accuracy[("nl", "as written")] < accuracy[("en", "as written")]
