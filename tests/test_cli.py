@@ -21,7 +21,9 @@ def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path) -> None:
-    result = run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "8")
+    result = run(
+        tmp_path, "train", "--data", "banking77", "--limit-per-class", "8", "--model", "tfidf"
+    )
     assert "accuracy" in result.stderr
     registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=registry, registry_uri=registry)
@@ -36,7 +38,7 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
     assert len(run_data.tags["banking77.train.sha256"]) == 64
 
     # A worse model (fewer examples) is registered but does not replace the champion.
-    run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "3")
+    run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "3", "--model", "tfidf")
     assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
     listed = run(tmp_path, "models", "list").stdout
     assert "@champion" in listed and "2" in listed

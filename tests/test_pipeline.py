@@ -4,6 +4,12 @@ from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import Pipeline
 
 
+def test_the_threshold_is_the_one_chosen_when_training(pipeline: Pipeline) -> None:
+    chosen = pipeline.classifier.model.triage_threshold_
+    assert chosen is not None and 0.0 < chosen < 1.0
+    assert pipeline.router.threshold == chosen
+
+
 def test_english_inquiries_reach_their_desks(pipeline: Pipeline) -> None:
     decisions = pipeline.run(
         [
@@ -42,7 +48,9 @@ def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> No
     decision = pipeline.run_one(InquiryText("hello"))
     assert decision.desk == "triage"
     assert decision.auto_routed is False
-    assert "< triage threshold 0.55" in decision.reason
+    threshold = pipeline.router.threshold
+    assert f"< triage threshold {threshold:.2f}" in decision.reason
+    assert decision.desk_confidence < threshold
 
 
 def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:

@@ -71,7 +71,7 @@ def bench_classify(
         "auto_routed_desk_precision": (
             sum(decisions[i].desk == gold_desks[i] for i in auto) / len(auto) if auto else 0.0
         ),
-        "threshold": settings.triage_threshold,
+        "threshold": pipeline.router.threshold,
         "seconds": seconds,
         "inquiries_per_s": len(texts) / seconds,
     }
@@ -140,7 +140,8 @@ def bench_translation(
 ) -> list[dict[str, Any]]:
     """Each engine on each xSID language it covers: chrF and BLEU against the gold English, and
     speed. The row with engine "none" scores the untranslated text, the floor to beat."""
-    from sacrebleu.metrics import BLEU, CHRF
+    from sacrebleu.metrics.bleu import BLEU
+    from sacrebleu.metrics.chrf import CHRF
 
     from .translation import build_translator
 
@@ -179,12 +180,13 @@ def bench_untranslated_routing(
     settings: Settings,
     languages: Sequence[str] | None = None,
     folds: int = 5,
+    kind: str = "tfidf",
     progress: Progress = lambda _message: None,
 ) -> list[dict[str, Any]]:
-    """How much translation matters to the classifier, on xSID: a TF-IDF model trained on the
-    English sentences of four folds is scored on the fifth fold's sentences in each language,
-    as written and as translated, never on a sentence whose English it saw."""
-    from .classifier.tfidf import build_tfidf_model
+    """How much translation matters to the classifier, on xSID: a model of ``kind`` trained on
+    the English sentences of four folds is scored on the fifth fold's sentences in each
+    language, as written and as translated, never on a sentence whose English it saw."""
+    from .classifier.models import build_model
     from .translation import build_translator
 
     translator = build_translator(settings)
@@ -205,7 +207,7 @@ def bench_untranslated_routing(
     for fold in range(folds):
         progress(f"fold {fold + 1}/{folds}")
         train_ids = [i for i in fold_of if fold_of[i] != fold]
-        model = build_tfidf_model(C=10.0, char_min_df=1)
+        model = build_model(kind)
         model.fit([english[i].text for i in train_ids], [english[i].intent for i in train_ids])
         for language, sentences in by_language.items():
             # xSID files align sentence by sentence with the English one (same ids, same order).

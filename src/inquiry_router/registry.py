@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -49,6 +49,12 @@ class IntentModel(PythonModel):
     @property
     def classes_(self) -> Any:
         return self.estimator.classes_
+
+    @property
+    def triage_threshold_(self) -> float | None:
+        """The threshold chosen on validation data at training time, if any."""
+        chosen = getattr(self.estimator, "triage_threshold_", None)
+        return None if chosen is None else float(chosen)
 
     def predict_proba(self, texts: list[str]) -> Any:
         return self.estimator.predict_proba(texts)
@@ -168,6 +174,24 @@ class ModelRegistry:
             is_champion=should_promote,
             metrics=dict(metrics),
         )
+
+    def log_evaluation(
+        self,
+        ref: ModelRef,
+        data: str,
+        metrics: Mapping[str, float],
+        artifacts: Sequence[Path],
+    ) -> str:
+        """An evaluation of a registered version, as a run of its own; returns the run id."""
+        experiment_id = self.experiment_id()
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {data}") as run:
+            mlflow.set_tags(
+                {"evaluation.data": data, "model.uri": ref.uri, "model.version": ref.version}
+            )
+            mlflow.log_metrics(dict(metrics))
+            for path in artifacts:
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
+        return str(run.info.run_id)
 
     def _beats(self, name: str, version: str, champion: str) -> bool:
         new, old = self.version_metrics(name, version), self.version_metrics(name, champion)

@@ -7,6 +7,7 @@ import threading
 import time
 
 from .config import Settings
+from .domain import InquiryText
 from .pipeline import Pipeline, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class PipelineHolder:
     def load(self) -> Pipeline:
         try:
             pipeline = build_pipeline(self.settings)
+            # The first inference pays for lazy initialisation (kernels, caches): pay it here,
+            # before /health says ready, not on a customer's request.
+            pipeline.run([InquiryText("Where is my card?"), InquiryText("Wo ist meine Karte?")])
         except Exception as error:
             self._error = f"{type(error).__name__}: {error}"
             raise

@@ -83,7 +83,7 @@ class InquiryPublic(BaseModel):
 class DeskSummary(BaseModel):
     name: str
     description: str
-    threshold: float
+    threshold: float | None = Field(description="desk confidence needed; null while loading")
     is_triage: bool
     counts: dict[str, int]
 

@@ -1,44 +1,258 @@
-"""Held-out evaluation of a classifier: the figures logged with every training run."""
+"""Held-out evaluation: the figures and plots logged with every training run and by
+``inquiry-router evaluate``.
+
+Routing quality is judged at the desk, as the service routes: the desk's probability is the sum
+of its intents' probabilities, and an inquiry is auto-routed when that reaches the threshold.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 from ..routing import DeskMap
 
+DEFAULT_THRESHOLD = 0.55  # when there is no held-out data to choose one from
+
 
 @dataclass(frozen=True)
+class RoutingScores:
+    """Per example: the routed group (desk, or intent without a desk map), its probability,
+    and whether it is the right one."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+
+
+def routing_scores(
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    gold: Sequence[str],
+    desk_map: DeskMap | None,
+) -> RoutingScores:
+    classes = list(classes)
+    if desk_map is None or not all(desk_map.desk_for(c) for c in classes):
+        best = probabilities.argmax(1)
+        return RoutingScores(
+            probabilities.max(1),
+            np.array([classes[b] == g for b, g in zip(best, gold, strict=True)]),
+        )
+    desks = sorted({desk_map.desk_for(c) or "" for c in classes})
+    membership = np.zeros((len(classes), len(desks)))
+    for i, label in enumerate(classes):
+        membership[i, desks.index(desk_map.desk_for(label) or "")] = 1.0
+    desk_probabilities = probabilities @ membership
+    best = desk_probabilities.argmax(1)
+    gold_desks = [desk_map.desk_for(label) for label in gold]
+    return RoutingScores(
+        desk_probabilities.max(1),
+        np.array([desks[b] == g for b, g in zip(best, gold_desks, strict=True)]),
+    )
+
+
+def choose_threshold(scores: RoutingScores, target_precision: float) -> float:
+    """The lowest threshold at which the auto-routed share is at least ``target_precision``
+    right: the most automation the target allows."""
+    order = np.argsort(-scores.confidence)
+    confidence, correct = scores.confidence[order], scores.correct[order]
+    precision = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    meeting = np.nonzero(precision >= target_precision)[0]
+    if len(meeting) == 0:
+        return 1.0
+    return float(confidence[meeting[-1]])
+
+
+def coverage_precision(scores: RoutingScores, threshold: float) -> tuple[float, float]:
+    routed = scores.confidence >= threshold
+    coverage = float(routed.mean()) if len(routed) else 0.0
+    precision = float(scores.correct[routed].mean()) if routed.any() else 1.0
+    return coverage, precision
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    error = 0.0
+    for low, high in itertools.pairwise(edges):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(error)
+
+
+@dataclass
 class Evaluation:
     n: int
     accuracy: float
     macro_f1: float
-    desk_accuracy: float | None  # None when the desk map does not cover the labels
+    desk_accuracy: float | None
+    threshold: float
+    coverage: float
+    auto_precision: float
+    calibration_error: float
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    curve: list[tuple[float, float, float]] = field(default_factory=list)  # (t, coverage, prec.)
+    extra: dict[str, float] = field(default_factory=dict)
 
     def as_metrics(self) -> dict[str, float]:
-        metrics = {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "eval_n": float(self.n)}
+        metrics = {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "eval_n": float(self.n),
+            "triage_threshold": self.threshold,
+            "auto_routed_coverage": self.coverage,
+            "auto_routed_precision": self.auto_precision,
+            "calibration_error": self.calibration_error,
+            **self.extra,
+        }
         if self.desk_accuracy is not None:
             metrics["desk_accuracy"] = self.desk_accuracy
         return metrics
 
 
-def evaluate_predictions(
-    gold: Sequence[str], predicted: Sequence[str], desk_map: DeskMap | None = None
+def evaluate_probabilities(
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    gold: Sequence[str],
+    desk_map: DeskMap | None,
+    threshold: float,
 ) -> Evaluation:
-    gold_array, predicted_array = np.asarray(gold), np.asarray(predicted)
+    classes = list(classes)
+    predicted = [classes[i] for i in probabilities.argmax(1)]
     desk_accuracy = None
-    if desk_map is not None and all(desk_map.desk_for(label) for label in set(gold)):
-        gold_desks = [desk_map.desk_for(label) for label in gold_array]
-        predicted_desks = [desk_map.desk_for(label) for label in predicted_array]
+    if desk_map is not None and all(desk_map.desk_for(label) for label in {*gold, *classes}):
         desk_accuracy = float(
-            np.mean([g == p for g, p in zip(gold_desks, predicted_desks, strict=True)])
+            np.mean(
+                [
+                    desk_map.desk_for(p) == desk_map.desk_for(g)
+                    for p, g in zip(predicted, gold, strict=True)
+                ]
+            )
         )
+    scores = routing_scores(probabilities, classes, gold, desk_map)
+    coverage, precision = coverage_precision(scores, threshold)
+    top = probabilities.max(1)
+    intent_correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
+    labels = sorted(set(gold) | set(predicted))
+    p, r, f, support = precision_recall_fscore_support(
+        gold, predicted, labels=labels, zero_division=0
+    )
+    curve = [(float(t), *coverage_precision(scores, float(t))) for t in np.linspace(0.0, 0.99, 34)]
     return Evaluation(
-        n=len(gold_array),
-        accuracy=float(accuracy_score(gold_array, predicted_array)),
-        macro_f1=float(f1_score(gold_array, predicted_array, average="macro", zero_division=0)),
+        n=len(gold),
+        accuracy=float(accuracy_score(gold, predicted)),
+        macro_f1=float(f1_score(gold, predicted, average="macro", zero_division=0)),
         desk_accuracy=desk_accuracy,
+        threshold=threshold,
+        coverage=coverage,
+        auto_precision=precision,
+        calibration_error=expected_calibration_error(top, intent_correct),
+        per_class={
+            label: {
+                "precision": float(pi),
+                "recall": float(ri),
+                "f1": float(fi),
+                "support": int(si),
+            }
+            for label, pi, ri, fi, si in zip(labels, p, r, f, support, strict=True)
+        },
+        curve=curve,
+    )
+
+
+def write_report(
+    evaluation: Evaluation,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    gold: Sequence[str],
+    folder: Path,
+) -> list[Path]:
+    """JSON figures and PNG plots: coverage-precision curve, reliability, confusion matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    report = folder / "evaluation.json"
+    report.write_text(
+        json.dumps(
+            {
+                "metrics": evaluation.as_metrics(),
+                "per_class": evaluation.per_class,
+                "coverage_precision_curve": evaluation.curve,
+            },
+            indent=2,
+        )
+    )
+    paths.append(report)
+
+    figure, axis = plt.subplots(figsize=(5, 4))
+    _, coverage, precision = zip(*evaluation.curve, strict=True)
+    axis.plot(coverage, precision, marker=".")
+    axis.axvline(evaluation.coverage, color="grey", linestyle="--")
+    axis.set_xlabel("auto-routed share (coverage)")
+    axis.set_ylabel("precision of auto-routed")
+    axis.set_title(f"threshold {evaluation.threshold:.2f}: {evaluation.coverage:.1%} routed")
+    figure.tight_layout()
+    paths.append(folder / "coverage_precision.png")
+    figure.savefig(paths[-1], dpi=100)
+    plt.close(figure)
+
+    classes = list(classes)
+    top = probabilities.max(1)
+    correct = np.array(
+        [classes[i] == g for i, g in zip(probabilities.argmax(1), gold, strict=True)]
+    )
+    edges = np.linspace(0, 1, 11)
+    centres, accuracy = [], []
+    for low, high in itertools.pairwise(edges):
+        in_bin = (top > low) & (top <= high)
+        if in_bin.any():
+            centres.append(float(top[in_bin].mean()))
+            accuracy.append(float(correct[in_bin].mean()))
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--")
+    axis.plot(centres, accuracy, marker="o")
+    axis.set_xlabel("confidence")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"calibration error {evaluation.calibration_error:.3f}")
+    figure.tight_layout()
+    paths.append(folder / "reliability.png")
+    figure.savefig(paths[-1], dpi=100)
+    plt.close(figure)
+
+    labels = sorted(set(gold))
+    predicted = [classes[i] for i in probabilities.argmax(1)]
+    matrix = confusion_matrix(gold, predicted, labels=labels)
+    figure, axis = plt.subplots(figsize=(12, 12))
+    axis.imshow(np.log1p(matrix), cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
+    axis.set_yticks(range(len(labels)), labels, fontsize=5)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("gold")
+    figure.tight_layout()
+    paths.append(folder / "confusion_matrix.png")
+    figure.savefig(paths[-1], dpi=100)
+    plt.close(figure)
+    return paths
+
+
+def summarize(values: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key} {value:.4f}" for key, value in values.items() if isinstance(value, float)
     )

@@ -7,11 +7,14 @@ so the same command on the same data gives the same model.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -20,11 +23,27 @@ from ..config import SOURCE_ROOT, Settings
 from ..datasets import DatasetError, DatasetStore, LabeledData, load_source
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
-from .evaluation import Evaluation, evaluate_predictions
-from .tfidf import DEFAULT_PARAMS, build_tfidf_model
+from .encoders import EncoderError, ensure_e5
+from .evaluation import (
+    DEFAULT_THRESHOLD,
+    Evaluation,
+    choose_threshold,
+    evaluate_probabilities,
+    routing_scores,
+    write_report,
+)
+from .models import (
+    DEFAULT_KIND,
+    MODEL_KINDS,
+    build_model,
+    fit_temperature,
+    scale,
+    set_encoder_resolver,
+)
+from .tfidf import DEFAULT_PARAMS
 
-MODEL_KINDS = ("tfidf",)
 HOLDOUT_FRACTION = 0.2
+VALIDATION_FRACTION = 0.15
 
 
 class TrainingError(Exception):
@@ -39,6 +58,7 @@ class TrainingReport:
     n_classes: int
     train_seconds: float
     sources: list[str]
+    encoder_source: str | None = None
 
 
 def _git_commit() -> str:
@@ -96,12 +116,23 @@ def assemble_data(
     return train_frame, test_frame, ",".join(described)
 
 
+def _validation_split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """15 % of the training data, stratified, to calibrate on; None when labels are too rare."""
+    counts = frame["label"].value_counts()
+    if counts.min() < 4:
+        return None
+    fit, validation = train_test_split(
+        frame, test_size=VALIDATION_FRACTION, random_state=seed, stratify=frame["label"]
+    )
+    return fit, validation
+
+
 def train(
     settings: Settings,
     sources: Sequence[str],
     *,
     model_name: str | None = None,
-    kind: str = "tfidf",
+    kind: str = DEFAULT_KIND,
     seed: int = 0,
     limit_per_class: int | None = None,
     promote: str = "auto",
@@ -129,17 +160,54 @@ def train(
     except DeskMapError:
         desk_map = None
 
-    step(
-        f"fitting {kind} on {len(train_frame):,} examples, {train_frame['label'].nunique()} intents"
-    )
+    encoder_source = None
+    if kind != "tfidf":
+        encoders_dir = settings.path(settings.encoders_dir)
+        try:
+            encoder_source = ensure_e5(encoders_dir, settings.encoder_source, log=step)
+        except EncoderError as error:
+            raise TrainingError(str(error)) from error
+        step(f"encoder: multilingual-e5-small from {encoder_source.source}")
+        set_encoder_resolver(lambda _name: encoder_source.path)
+
     started = time.perf_counter()
-    estimator = build_tfidf_model(random_state=seed)
+    threshold = DEFAULT_THRESHOLD
+    temperature = 1.0
+    split = _validation_split(train_frame, seed)
+    if split is not None:
+        fit_frame, validation = split
+        step(f"fitting {kind} on {len(fit_frame):,} examples to calibrate on {len(validation):,}")
+        estimator = build_model(kind, seed).fit(
+            fit_frame["text"].tolist(), fit_frame["label"].tolist()
+        )
+        raw = estimator.mean_proba(validation["text"].tolist())
+        classes = list(estimator.classes_)
+        index = {label: i for i, label in enumerate(classes)}
+        known = np.array([label in index for label in validation["label"]])
+        gold_index = np.array([index.get(label, 0) for label in validation["label"]])
+        temperature = fit_temperature(raw[known], gold_index[known])
+        scores = routing_scores(
+            scale(raw, temperature), classes, validation["label"].tolist(), desk_map
+        )
+        threshold = choose_threshold(scores, settings.target_precision)
+        step(
+            f"temperature {temperature:.2f}; triage threshold {threshold:.3f} meets "
+            f"{settings.target_precision:.0%} precision on validation"
+        )
+    intents = train_frame["label"].nunique()
+    step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
+    estimator = build_model(kind, seed)
+    estimator.temperature = temperature
     estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
+    estimator.triage_threshold_ = threshold
     train_seconds = time.perf_counter() - started
 
     step(f"evaluating on {len(test_frame):,} held-out examples")
-    predicted = estimator.predict(test_frame["text"].tolist())
-    evaluation = evaluate_predictions(test_frame["label"].tolist(), list(predicted), desk_map)
+    probabilities = estimator.predict_proba(test_frame["text"].tolist())
+    gold = test_frame["label"].tolist()
+    evaluation = evaluate_probabilities(
+        probabilities, list(estimator.classes_), gold, desk_map, threshold
+    )
 
     step("logging the run and registering the model in MLflow")
     lineage: dict[str, str] = {}
@@ -153,7 +221,11 @@ def train(
         "n_train": len(train_frame),
         "n_eval": len(test_frame),
         "n_classes": int(train_frame["label"].nunique()),
-        **{f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()},
+        "temperature": round(temperature, 4),
+        "target_precision": settings.target_precision,
+        **(
+            {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()} if kind != "e5" else {}
+        ),
     }
     tags = {
         "eval_data": eval_description,
@@ -163,18 +235,25 @@ def train(
         "git_commit": _git_commit(),
         **lineage,
     }
+    if encoder_source is not None:
+        tags["encoder.source"] = encoder_source.source
+        tags["encoder.detail"] = encoder_source.detail
     registry = ModelRegistry(settings)
-    registered = registry.log_trained_model(
-        estimator=estimator,
-        model_name=model_name,
-        params=params,
-        metrics={**evaluation.as_metrics(), "train_seconds": train_seconds},
-        tags=tags,
-        datasets={"training": train_frame, "evaluation": test_frame},
-        artifacts={},
-        sample_texts=test_frame["text"].head(5).tolist(),
-        promote=promote,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        report_files = write_report(
+            evaluation, probabilities, list(estimator.classes_), gold, Path(scratch)
+        )
+        registered = registry.log_trained_model(
+            estimator=estimator,
+            model_name=model_name,
+            params=params,
+            metrics={**evaluation.as_metrics(), "train_seconds": train_seconds},
+            tags=tags,
+            datasets={"training": train_frame, "evaluation": test_frame},
+            artifacts={path.name: path for path in report_files},
+            sample_texts=test_frame["text"].head(5).tolist(),
+            promote=promote,
+        )
     return TrainingReport(
         registered=registered,
         evaluation=evaluation,
@@ -182,4 +261,5 @@ def train(
         n_classes=int(train_frame["label"].nunique()),
         train_seconds=train_seconds,
         sources=list(sources),
+        encoder_source=None if encoder_source is None else encoder_source.source,
     )

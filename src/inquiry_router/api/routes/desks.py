@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from ...domain import Status
 from ...routing import DeskMap
 from ...store import Conflict, NotFound
-from ..deps import DeskMapDep, SettingsDep, StoreDep
+from ..deps import DeskMapDep, HolderDep, StoreDep
 from ..schemas import (
     ClaimRequest,
     DeskList,
@@ -29,16 +29,15 @@ def _known(desk: str, desk_map: DeskMap) -> str:
 
 
 @router.get("", response_model=DeskList)
-def list_desks(store: StoreDep, desk_map: DeskMapDep, settings: SettingsDep) -> DeskList:
+def list_desks(store: StoreDep, desk_map: DeskMapDep, holder: HolderDep) -> DeskList:
     counts = store.desk_counts()
+    router = holder.current().router if holder.ready else None
     return DeskList(
         desks=[
             DeskSummary(
                 name=desk.name,
                 description=desk.description,
-                threshold=desk.threshold
-                if desk.threshold is not None
-                else settings.triage_threshold,
+                threshold=router.threshold_for(desk.name) if router else desk.threshold,
                 is_triage=desk.name == desk_map.triage_desk,
                 counts={
                     status.value: counts.of(desk.name).get(status.value, 0)

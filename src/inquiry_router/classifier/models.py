@@ -1,0 +1,145 @@
+"""Model families, as scikit-learn estimators (``fit`` returns self, ``predict_proba``,
+``classes_``), so each drops into the same training, calibration and MLflow code:
+
+- ``tfidf``: word and character n-grams into logistic regression (English-centric, fast);
+- ``e5``: frozen multilingual-e5-small sentence embeddings into logistic regression (works on
+  untranslated text in ~100 languages);
+- ``ensemble``: the average of the two, temperature-scaled (the measured default).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from .tfidf import build_tfidf_model
+
+MODEL_KINDS = ("tfidf", "e5", "ensemble")
+DEFAULT_KIND = "ensemble"
+
+_encoders: dict[str, Any] = {}
+_encoders_lock = threading.Lock()
+EncoderResolver = Callable[[str], Path]
+
+
+def _default_resolver(name: str) -> Path:
+    from ..config import get_settings
+    from .encoders import ensure_e5
+
+    settings = get_settings()
+    return ensure_e5(settings.path(settings.encoders_dir), settings.encoder_source).path
+
+
+_resolver: EncoderResolver = _default_resolver
+
+
+def set_encoder_resolver(resolver: EncoderResolver) -> None:
+    """Where encoder folders live for this process (training passes the configured one)."""
+    global _resolver
+    _resolver = resolver
+
+
+def shared_encoder(name: str) -> Any:
+    """One loaded encoder per process, shared by every model that names it."""
+    from .encoders import SentenceEncoder
+
+    with _encoders_lock:
+        if name not in _encoders:
+            _encoders[name] = SentenceEncoder(_resolver(name))
+        return _encoders[name]
+
+
+class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Logistic regression on frozen sentence embeddings.
+
+    The encoder is not pickled with the model: it is named, and resolved (made on first use,
+    offline if need be) wherever the model is loaded.
+    """
+
+    def __init__(self, encoder: str = "multilingual-e5-small", C: float = 30.0) -> None:
+        self.encoder = encoder
+        self.C = C
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        embeddings: np.ndarray = shared_encoder(self.encoder).encode(list(texts))
+        return embeddings
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str], embeddings: Any = None) -> Any:
+        features = self.embed(texts) if embeddings is None else embeddings
+        self.head_ = LogisticRegression(C=self.C, max_iter=3000).fit(features, list(labels))
+        self.classes_ = self.head_.classes_
+        return self
+
+    def predict_proba(self, texts: Sequence[str], embeddings: Any = None) -> np.ndarray:
+        features = self.embed(texts) if embeddings is None else embeddings
+        proba: np.ndarray = self.head_.predict_proba(features)
+        return proba
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
+        return predicted
+
+
+class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """The mean of its members' probabilities, sharpened or softened by one temperature fitted
+    on held-out data, so that a confidence of 0.9 is right about 90 % of the time."""
+
+    def __init__(self, members: Sequence[Any] = (), temperature: float = 1.0) -> None:
+        self.members = members
+        self.temperature = temperature
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any:
+        for member in self.members:
+            member.fit(texts, labels)
+        self.classes_ = self.members[0].classes_
+        return self
+
+    def mean_proba(self, texts: Sequence[str]) -> np.ndarray:
+        probabilities = [member.predict_proba(texts) for member in self.members]
+        mean: np.ndarray = np.mean(probabilities, axis=0)
+        return mean
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return scale(self.mean_proba(texts), self.temperature)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
+        return predicted
+
+
+def scale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    scaled: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return scaled
+
+
+def fit_temperature(probabilities: np.ndarray, gold_index: np.ndarray) -> float:
+    """The temperature minimizing held-out negative log-likelihood."""
+
+    def nll(temperature: float) -> float:
+        scaled = scale(probabilities, temperature)
+        return float(
+            -np.log(np.clip(scaled[np.arange(len(gold_index)), gold_index], 1e-12, 1)).mean()
+        )
+
+    result = minimize_scalar(nll, bounds=(0.05, 5.0), method="bounded")
+    return float(result.x)
+
+
+def build_model(kind: str, seed: int = 0) -> Any:
+    if kind == "tfidf":
+        return TemperatureScaled([build_tfidf_model(random_state=seed)])
+    if kind == "e5":
+        return TemperatureScaled([EmbeddingClassifier()])
+    if kind == "ensemble":
+        return TemperatureScaled([build_tfidf_model(random_state=seed), EmbeddingClassifier()])
+    raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")

