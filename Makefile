@@ -13,7 +13,9 @@ export INQUIRY_ROUTER_DATA_MIRROR
 
 .PHONY: run setup model serve worker test lint typecheck unit clean
 
-run: setup model serve
+# One process: checks the registry, trains the default model if there is no @champion, serves.
+run: setup
+	$(CLI) run --host $(HOST) --port $(PORT)
 
 setup: $(VENV)/.installed $(VENV)/.system-packages
 

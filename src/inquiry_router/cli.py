@@ -88,6 +88,16 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Train the default model if none is registered, then serve the API and the worker."""
+    ensure_model()
+    serve(host=host, port=port, worker=True)
+
+
 @app.command("worker")
 def worker_command() -> None:
     """Route received inquiries until interrupted (the API's worker, on its own)."""

@@ -208,6 +208,15 @@ class ModelRegistry:
         except MlflowException:
             return None
 
+    def champion_kind(self, name: str) -> str | None:
+        """The model family of the champion (``kind`` parameter of its training run)."""
+        version = self.champion(name)
+        if version is None:
+            return None
+        run_id = self.client.get_model_version(name, version).run_id
+        kind = self.client.get_run(run_id).data.params.get("kind") if run_id else None
+        return None if kind is None else str(kind)
+
     def set_champion(self, name: str, version: str) -> None:
         self._require_version(name, version)
         current = self.champion(name)

@@ -41,6 +41,8 @@ class PipelineHolder:
         return pipeline
 
     def load(self) -> Pipeline:
+        preload = threading.Thread(target=self._preload_encoder, daemon=True)
+        preload.start()
         try:
             pipeline = build_pipeline(self.settings)
             # The first inference pays for lazy initialisation (kernels, caches): pay it here,
@@ -56,6 +58,23 @@ class PipelineHolder:
         ref = pipeline.classifier.ref
         log.info("serving model %s version %s", ref.name, ref.version)
         return pipeline
+
+    def _preload_encoder(self) -> None:
+        """Load the sentence encoder while MLflow loads the rest: it is the slowest part."""
+        from .classifier.encoders import E5_FOLDER, SOURCE_FILE
+        from .classifier.models import shared_encoder
+
+        folder = self.settings.path(self.settings.encoders_dir) / E5_FOLDER
+        if not (folder / SOURCE_FILE).is_file():
+            return
+        try:
+            from .registry import ModelRegistry
+
+            if ModelRegistry(self.settings).champion_kind(self.settings.model_name) == "tfidf":
+                return
+            shared_encoder(E5_FOLDER)
+        except Exception as error:  # the main load reports real problems
+            log.debug("encoder preload skipped: %s", error)
 
     def refresh_if_due(self) -> bool:
         """Reload when the champion alias has moved; returns whether it swapped."""
