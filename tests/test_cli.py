@@ -118,3 +118,29 @@ def test_classify_explains_misuse(trained_home: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no 'text' column" in missing.stderr
     wrong_model = run(trained_home, "classify", "x", "--model", "models:/nope/9", check=False)
     assert wrong_model.returncode == 2 and "nope has no version '9'" in wrong_model.stderr
+
+
+def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "held-out.csv"
+    data.write_text(
+        "text,label\n"
+        "I lost my card,lost_or_stolen_card\n"
+        "my card has not arrived yet,card_arrival\n"
+        "the ATM swallowed my card,card_swallowed\n"
+    )
+    result = run(trained_home, "evaluate", "--data", str(data))
+    assert "accuracy" in result.stdout and "auto_routed_coverage" in result.stdout
+    run_id = result.stdout.split("MLflow run")[1].split()[1].strip("│ ")
+    registry = f"sqlite:///{trained_home / 'models' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=registry, registry_uri=registry)
+    logged = client.get_run(run_id)
+    assert logged.data.tags["model.version"] == "1"
+    assert 0.0 <= logged.data.metrics["accuracy"] <= 1.0
+    files = {f.path for f in client.list_artifacts(run_id, "evaluation")}
+    assert "evaluation/coverage_precision.png" in files
+    assert "evaluation/confusion_matrix.png" in files
+
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("text,label\nhello,greeting\n")
+    refused = run(trained_home, "evaluate", "--data", str(unknown), check=False)
+    assert refused.returncode == 2 and "never learned: greeting" in refused.stderr

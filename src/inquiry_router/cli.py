@@ -184,6 +184,8 @@ def train(
         f"{evaluation.coverage:.1%} with precision {evaluation.auto_precision:.4f}",
     )
     table.add_row("calibration error (ECE)", f"{evaluation.calibration_error:.4f}")
+    if "oos_recall" in evaluation.extra:
+        table.add_row("out-of-scope sent to triage", f"{evaluation.extra['oos_recall']:.1%}")
     if report.encoder_source:
         table.add_row("encoder", report.encoder_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")

@@ -266,7 +266,8 @@ def load_clinc150(store: DatasetStore, include_oos: bool = False) -> LabeledData
         rows = [row for split in splits for row in raw[split]]
         return pd.DataFrame(rows, columns=["text", "label"])
 
-    train_splits = ("train", "oos_train") if include_oos else ("train",)
+    # Out-of-scope queries are no class: training uses them only to set the triage threshold.
+    train_splits = ("train", "oos_train", "oos_val") if include_oos else ("train",)
     test_splits = ("test", "oos_test") if include_oos else ("test",)
     return LabeledData(
         name="clinc150",
@@ -350,7 +351,7 @@ def load_source(source: str, store: DatasetStore) -> LabeledData:
         if source == "banking77":
             return load_banking77(store)
         if source == "clinc150":
-            return load_clinc150(store)
+            return load_clinc150(store, include_oos=True)
         raise DatasetError(f"{source} is an evaluation set and cannot be used to train")
     path = Path(source)
     if not path.suffix:

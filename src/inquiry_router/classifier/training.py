@@ -27,6 +27,7 @@ from .encoders import EncoderError, ensure_e5
 from .evaluation import (
     DEFAULT_THRESHOLD,
     Evaluation,
+    RoutingScores,
     choose_threshold,
     evaluate_probabilities,
     routing_scores,
@@ -44,6 +45,14 @@ from .tfidf import DEFAULT_PARAMS
 
 HOLDOUT_FRACTION = 0.2
 VALIDATION_FRACTION = 0.15
+# Rows with these labels are inquiries no desk should get: not a class, but the threshold is
+# chosen so that they go to triage, and the evaluation reports how many do.
+OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", "out-of-scope"})
+
+
+def _split_out_of_scope(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    mask = frame["label"].str.lower().isin(OUT_OF_SCOPE_LABELS)
+    return frame[~mask].reset_index(drop=True), frame.loc[mask, "text"].tolist()
 
 
 class TrainingError(Exception):
@@ -151,6 +160,8 @@ def train(
     except DatasetError as error:
         raise TrainingError(str(error)) from error
     train_frame, test_frame, eval_description = assemble_data(loaded, seed)
+    train_frame, out_of_scope_train = _split_out_of_scope(train_frame)
+    test_frame, out_of_scope_test = _split_out_of_scope(test_frame)
     if limit_per_class:
         train_frame = _subsample(train_frame, limit_per_class, seed)
         eval_description += f",train-limit-{limit_per_class}"
@@ -189,6 +200,18 @@ def train(
         scores = routing_scores(
             scale(raw, temperature), classes, validation["label"].tolist(), desk_map
         )
+        if out_of_scope_train:
+            # Any desk is the wrong desk for these: routing one counts against precision.
+            outside = routing_scores(
+                scale(estimator.mean_proba(out_of_scope_train), temperature),
+                classes,
+                [classes[0]] * len(out_of_scope_train),
+                desk_map,
+            )
+            scores = RoutingScores(
+                np.concatenate([scores.confidence, outside.confidence]),
+                np.concatenate([scores.correct, np.zeros(len(out_of_scope_train), dtype=bool)]),
+            )
         threshold = choose_threshold(scores, settings.target_precision)
         step(
             f"temperature {temperature:.2f}; triage threshold {threshold:.3f} meets "
@@ -208,6 +231,15 @@ def train(
     evaluation = evaluate_probabilities(
         probabilities, list(estimator.classes_), gold, desk_map, threshold
     )
+    if out_of_scope_test:
+        outside = routing_scores(
+            estimator.predict_proba(out_of_scope_test),
+            list(estimator.classes_),
+            [estimator.classes_[0]] * len(out_of_scope_test),
+            desk_map,
+        )
+        evaluation.extra["oos_recall"] = float((outside.confidence < threshold).mean())
+        evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
 
     step("logging the run and registering the model in MLflow")
     lineage: dict[str, str] = {}
