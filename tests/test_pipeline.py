@@ -56,3 +56,15 @@ def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> No
 def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:
     decision = pipeline.run_one(InquiryText("It has been two weeks.", subject="Card not arrived"))
     assert decision.intent == "card_arrival"
+
+
+def test_text_not_in_english_is_read_by_the_multilingual_encoder(pipeline: Pipeline) -> None:
+    model = pipeline.classifier.model
+    texts = ["Ich habe meine Karte verloren, bitte sperren Sie sie sofort."]
+    mixed = model.predict_proba_by_language(texts, [True])
+    multilingual = model.predict_proba_by_language(texts, [False])
+    assert not (mixed == multilingual).all()  # the English-only member was left out
+    decision = pipeline.run_one(InquiryText(texts[0], locale="de"))
+    assert decision.translated is False
+    assert decision.intent == "lost_or_stolen_card"
+    assert decision.desk == "cards"

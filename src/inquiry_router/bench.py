@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from sklearn.metrics import f1_score
 
 from .config import Settings
@@ -217,7 +218,10 @@ def bench_untranslated_routing(
             if language != "en" and translated.get(language) is not None:
                 variants["translated"] = [translated[language][i] for i in test_ids]  # type: ignore[index]
             for variant, texts in variants.items():
-                predicted = model.predict(texts)
+                probabilities = model.predict_proba_by_language(
+                    texts, [language == "en"] * len(texts)
+                )
+                predicted = np.asarray(model.classes_)[probabilities.argmax(1)]
                 correct[(language, variant)] += sum(
                     p == g for p, g in zip(predicted, gold, strict=True)
                 )

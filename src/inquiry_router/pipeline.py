@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from .classifier import TextClassifier
 from .classifier.evaluation import DEFAULT_THRESHOLD
 from .config import Settings
-from .domain import Decision, InquiryText
+from .domain import UNDETERMINED, Decision, InquiryText
 from .language import LanguageDetector, make_backend
 from .routing import DeskMap, Router
 from .translation import Translator, build_translator
+
+ENGLISH = "en"
 
 
 @dataclass
@@ -31,7 +33,14 @@ class Pipeline:
         texts = [inquiry.text for inquiry in inquiries]
         guesses = self.detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
         translations = self.translator.translate_batch(texts, [g.language for g in guesses])
-        predictions = self.classifier.classify_batch([t.english_text for t in translations])
+        predictions = self.classifier.classify_batch(
+            [t.english_text for t in translations],
+            # Undetermined text is mostly short English ("Change currency"): read it as such.
+            native_english=[
+                g.language in (ENGLISH, UNDETERMINED) and not t.translated
+                for g, t in zip(guesses, translations, strict=True)
+            ],
+        )
         routed = self.router.route_batch(predictions)
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)

@@ -63,6 +63,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     offline if need be) wherever the model is loaded.
     """
 
+    multilingual = True  # reads text in ~100 languages
+
     def __init__(self, encoder: str = "multilingual-e5-small", C: float = 100.0) -> None:
         self.encoder = encoder
         self.C = C
@@ -95,9 +97,19 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     Measured on Banking77 test: TF-IDF 91.5 %, e5 92.4 %, their arithmetic mean 93.5 %, their
     geometric mean 93.7 %."""
 
-    def __init__(self, members: Sequence[Any] = (), temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        members: Sequence[Any] = (),
+        temperature: float = 1.0,
+        multilingual_temperature: float = 1.0,
+    ) -> None:
         self.members = members
         self.temperature = temperature
+        self.multilingual_temperature = multilingual_temperature
+
+    @property
+    def multilingual_members(self) -> list[Any]:
+        return [m for m in self.members if getattr(m, "multilingual", False)]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any:
         for member in self.members:
@@ -105,14 +117,36 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.classes_ = self.members[0].classes_
         return self
 
-    def mean_proba(self, texts: Sequence[str]) -> np.ndarray:
-        logs = [np.log(np.clip(member.predict_proba(texts), 1e-12, 1.0)) for member in self.members]
+    def mean_proba(self, texts: Sequence[str], members: Sequence[Any] | None = None) -> np.ndarray:
+        chosen = self.members if members is None else members
+        logs = [np.log(np.clip(member.predict_proba(texts), 1e-12, 1.0)) for member in chosen]
         mean = np.exp(np.mean(logs, axis=0))
         combined: np.ndarray = mean / mean.sum(axis=1, keepdims=True)
         return combined
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return scale(self.mean_proba(texts), self.temperature)
+
+    def predict_proba_by_language(
+        self, texts: Sequence[str], native_english: Sequence[bool]
+    ) -> np.ndarray:
+        """Text that was not written in English is read by the multilingual members alone: an
+        English-trained TF-IDF model has nothing to say about German, and in a geometric mean
+        its noise would outvote the encoder (xSID German: 83.7 % with e5 alone, 66.7 % mixed)."""
+        multilingual = self.multilingual_members
+        if not multilingual or len(multilingual) == len(self.members) or all(native_english):
+            return self.predict_proba(texts)
+        english = np.asarray(native_english, dtype=bool)
+        output = np.zeros((len(texts), len(self.classes_)))
+        if english.any():
+            output[english] = self.predict_proba(
+                [t for t, e in zip(texts, english, strict=True) if e]
+            )
+        others = [t for t, e in zip(texts, english, strict=True) if not e]
+        output[~english] = scale(
+            self.mean_proba(others, multilingual), getattr(self, "multilingual_temperature", 1.0)
+        )
+        return output
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]

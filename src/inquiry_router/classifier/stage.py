@@ -45,8 +45,16 @@ class TextClassifier:
     def classes(self) -> list[str]:
         return [str(label) for label in self.model.classes_]
 
-    def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify_batch(
+        self, texts: Sequence[str], native_english: Sequence[bool] | None = None
+    ) -> list[Prediction]:
+        """``native_english`` marks texts written in English (not translated, not foreign):
+        models with English-only parts read the others with their multilingual parts alone."""
         if not texts:
             return []
-        proba = np.asarray(self.model.predict_proba(list(texts)))
+        by_language = getattr(self.model, "predict_proba_by_language", None)
+        if native_english is not None and by_language is not None:
+            proba = np.asarray(by_language(list(texts), list(native_english)))
+        else:
+            proba = np.asarray(self.model.predict_proba(list(texts)))
         return predictions_from_proba(proba, self.classes)

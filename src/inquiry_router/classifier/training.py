@@ -183,7 +183,7 @@ def train(
 
     started = time.perf_counter()
     threshold = DEFAULT_THRESHOLD
-    temperature = 1.0
+    temperature = multilingual_temperature = 1.0
     split = _validation_split(train_frame, seed)
     if split is not None:
         fit_frame, validation = split
@@ -197,6 +197,13 @@ def train(
         known = np.array([label in index for label in validation["label"]])
         gold_index = np.array([index.get(label, 0) for label in validation["label"]])
         temperature = fit_temperature(raw[known], gold_index[known])
+        if estimator.multilingual_members and len(estimator.multilingual_members) < len(
+            estimator.members
+        ):
+            alone = estimator.mean_proba(
+                validation["text"].tolist(), estimator.multilingual_members
+            )
+            multilingual_temperature = fit_temperature(alone[known], gold_index[known])
         scores = routing_scores(
             scale(raw, temperature), classes, validation["label"].tolist(), desk_map
         )
@@ -221,6 +228,7 @@ def train(
     step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
     estimator = build_model(kind, seed)
     estimator.temperature = temperature
+    estimator.multilingual_temperature = multilingual_temperature
     estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
     estimator.triage_threshold_ = threshold
     train_seconds = time.perf_counter() - started
@@ -254,6 +262,7 @@ def train(
         "n_eval": len(test_frame),
         "n_classes": int(train_frame["label"].nunique()),
         "temperature": round(temperature, 4),
+        "multilingual_temperature": round(multilingual_temperature, 4),
         "target_precision": settings.target_precision,
         **(
             {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()} if kind != "e5" else {}
