@@ -18,6 +18,22 @@ import pytest
 from inquiry_router.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# What issue 2 promises every decision carries, in the API and in `classify --input` output.
+DECISION_FIELDS = frozenset(
+    {
+        "language",
+        "language_confidence",
+        "english_text",
+        "translated",
+        "translation_engine",
+        "intent",
+        "confidence",
+        "desk",
+        "reason",
+        "model_name",
+        "model_version",
+    }
+)
 CLI = str(Path(sys.executable).with_name("inquiry-router"))
 
 

@@ -285,20 +285,12 @@ def models_rollback() -> None:
 
 
 def _read_inquiries(path: Path) -> list[dict[str, Any]]:
-    import pandas as pd
+    from .datasets import DatasetError, read_table
 
-    if not path.is_file():
-        raise fail(f"{path}: no such file")
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif suffix in {".jsonl", ".ndjson"}:
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            raise fail(f"{path}: expected a .csv or .jsonl file, got {suffix or 'no extension'}")
-    except ValueError as error:
-        raise fail(f"{path}: cannot be parsed: {error}") from None
+        frame = read_table(path, as_text=True)
+    except DatasetError as error:
+        raise fail(str(error)) from None
     if "text" not in frame.columns:
         raise fail(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
     return frame.to_dict(orient="records")  # type: ignore[no-any-return]

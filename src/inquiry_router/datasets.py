@@ -310,20 +310,27 @@ def xsid_languages() -> list[str]:
     return sorted(_XSID_SHA256)
 
 
-def read_labeled_file(path: Path) -> pd.DataFrame:
-    """A user's own data: CSV or JSONL with ``text`` and ``label`` columns."""
+def read_table(path: Path, as_text: bool = False) -> pd.DataFrame:
+    """A CSV or JSONL file as a frame; ``as_text`` keeps every value a string (ids stay ids)."""
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix in {".jsonl", ".ndjson"}:
-            frame = pd.read_json(path, lines=True)
-        else:
-            raise DatasetError(f"{path}: expected a .csv or .jsonl file, got {suffix or 'none'}")
+            if as_text:
+                return pd.read_csv(path, dtype=str, keep_default_na=False)
+            return pd.read_csv(path)
+        if suffix in {".jsonl", ".ndjson"}:
+            return pd.read_json(path, lines=True, dtype=False if as_text else None)
     except (ValueError, pd.errors.ParserError) as error:
         raise DatasetError(f"{path}: cannot be parsed: {error}") from error
+    raise DatasetError(f"{path}: expected a .csv or .jsonl file, got {suffix or 'no extension'}")
+
+
+def read_labeled_file(path: Path) -> pd.DataFrame:
+    """A user's own data: CSV or JSONL with ``text`` and ``label`` columns."""
+    suffix = path.suffix.lower()
+    frame = read_table(path)
     missing = {"text", "label"} - set(frame.columns)
     if missing:
         raise DatasetError(
