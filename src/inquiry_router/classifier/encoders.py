@@ -13,7 +13,6 @@ import json
 import os
 import struct
 import threading
-import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -418,9 +417,3 @@ class SentenceEncoder:
                 if progress is not None:
                     progress(len(index))
         return output
-
-
-def time_encoder(encoder: SentenceEncoder, texts: Sequence[str]) -> float:
-    started = time.perf_counter()
-    encoder.encode(texts)
-    return len(texts) / (time.perf_counter() - started)

@@ -12,7 +12,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -250,9 +249,3 @@ def write_report(
     figure.savefig(paths[-1], dpi=100)
     plt.close(figure)
     return paths
-
-
-def summarize(values: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{key} {value:.4f}" for key, value in values.items() if isinstance(value, float)
-    )
