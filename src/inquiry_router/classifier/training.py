@@ -128,10 +128,12 @@ def assemble_data(
 def _validation_split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """15 % of the training data, stratified, to calibrate on; None when labels are too rare."""
     counts = frame["label"].value_counts()
-    if counts.min() < 4:
+    # A stratified split needs a validation row per label and rows left to learn from.
+    size = max(round(len(frame) * VALIDATION_FRACTION), len(counts))
+    if counts.min() < 4 or len(frame) - size < len(counts):
         return None
     fit, validation = train_test_split(
-        frame, test_size=VALIDATION_FRACTION, random_state=seed, stratify=frame["label"]
+        frame, test_size=size, random_state=seed, stratify=frame["label"]
     )
     return fit, validation
 

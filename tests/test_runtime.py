@@ -1,0 +1,34 @@
+"""A running service follows @champion: a promoted model is picked up without a restart, and a
+rollback is too."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from inquiry_router.classifier.training import train
+from inquiry_router.registry import ModelRegistry
+from inquiry_router.runtime import PipelineHolder
+
+from .conftest import settings_for
+
+
+def test_the_service_swaps_models_when_champion_moves(
+    trained_home: Path, encoders_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "models").mkdir()
+    shutil.copy(trained_home / "models" / "mlflow.db", tmp_path / "models" / "mlflow.db")
+    settings = settings_for(tmp_path, encoders_dir=encoders_dir, model_refresh_interval_s=0.01)
+    holder = PipelineHolder(settings)
+    holder.load()
+    assert holder.current().classifier.ref.version == "1"
+    assert holder.refresh_if_due() is False  # nothing moved
+
+    report = train(settings, ["banking77"], kind="tfidf", limit_per_class=5, promote="always")
+    assert report.registered.version == "2"
+    assert holder.refresh_if_due() is True
+    assert holder.current().classifier.ref.version == "2"
+
+    assert ModelRegistry(settings).rollback(settings.model_name) == "1"
+    assert holder.refresh_if_due() is True
+    assert holder.current().classifier.ref.version == "1"
