@@ -137,8 +137,12 @@ def train(
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
     model: Annotated[
-        str, typer.Option(help="model kind: ensemble (default), e5 or tfidf")
+        str,
+        typer.Option(
+            help="model kind: ensemble (default), e5, tfidf, finetune or ensemble-finetune"
+        ),
     ] = "ensemble",
+    epochs: Annotated[int, typer.Option(min=1, max=50, help="fine-tuning epochs")] = 4,
     seed: Annotated[int, typer.Option(help="random seed (splits, solver)")] = 0,
     limit_per_class: Annotated[
         int | None, typer.Option(min=1, help="train on at most N examples per label")
@@ -166,6 +170,7 @@ def train(
             seed=seed,
             limit_per_class=limit_per_class,
             promote=promote,
+            epochs=epochs,
             step=step,
         ),
         errors=(TrainingError,),
@@ -231,6 +236,7 @@ def ensure_model() -> None:
         seed=0,
         limit_per_class=None,
         promote="auto",
+        epochs=4,
     )
 
 

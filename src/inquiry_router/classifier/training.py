@@ -35,6 +35,7 @@ from .evaluation import (
 )
 from .models import (
     DEFAULT_KIND,
+    EXPENSIVE_KINDS,
     MODEL_KINDS,
     build_model,
     fit_temperature,
@@ -147,6 +148,7 @@ def train(
     seed: int = 0,
     limit_per_class: int | None = None,
     promote: str = "auto",
+    epochs: int = 4,
     step: Callable[[str], None] = lambda _message: None,
 ) -> TrainingReport:
     if kind not in MODEL_KINDS:
@@ -190,7 +192,7 @@ def train(
     if split is not None:
         fit_frame, validation = split
         step(f"fitting {kind} on {len(fit_frame):,} examples to calibrate on {len(validation):,}")
-        estimator = build_model(kind, seed).fit(
+        estimator = build_model(kind, seed, epochs).fit(
             fit_frame["text"].tolist(), fit_frame["label"].tolist()
         )
         raw = estimator.mean_proba(validation["text"].tolist())
@@ -226,12 +228,13 @@ def train(
             f"temperature {temperature:.2f}; triage threshold {threshold:.3f} meets "
             f"{settings.target_precision:.0%} precision on validation"
         )
-    intents = train_frame["label"].nunique()
-    step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
-    estimator = build_model(kind, seed)
+    if split is None or kind not in EXPENSIVE_KINDS:
+        intents = train_frame["label"].nunique()
+        step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
+        estimator = build_model(kind, seed, epochs)
+        estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
     estimator.temperature = temperature
     estimator.multilingual_temperature = multilingual_temperature
-    estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
     estimator.triage_threshold_ = threshold
     train_seconds = time.perf_counter() - started
 
@@ -265,6 +268,7 @@ def train(
         "n_classes": int(train_frame["label"].nunique()),
         "temperature": round(temperature, 4),
         "multilingual_temperature": round(multilingual_temperature, 4),
+        **({"epochs": epochs} if "finetune" in kind else {}),
         "target_precision": settings.target_precision,
         **(
             {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()} if kind != "e5" else {}
