@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -207,10 +208,7 @@ def write_report(
     axis.set_xlabel("auto-routed share (coverage)")
     axis.set_ylabel("precision of auto-routed")
     axis.set_title(f"threshold {evaluation.threshold:.2f}: {evaluation.coverage:.1%} routed")
-    figure.tight_layout()
-    paths.append(folder / "coverage_precision.png")
-    figure.savefig(paths[-1], dpi=100)
-    plt.close(figure)
+    paths.append(_save(figure, folder / "coverage_precision.png"))
 
     classes = list(classes)
     top = probabilities.max(1)
@@ -230,10 +228,7 @@ def write_report(
     axis.set_xlabel("confidence")
     axis.set_ylabel("accuracy")
     axis.set_title(f"calibration error {evaluation.calibration_error:.3f}")
-    figure.tight_layout()
-    paths.append(folder / "reliability.png")
-    figure.savefig(paths[-1], dpi=100)
-    plt.close(figure)
+    paths.append(_save(figure, folder / "reliability.png"))
 
     labels = sorted(set(gold))
     predicted = [classes[i] for i in probabilities.argmax(1)]
@@ -244,8 +239,14 @@ def write_report(
     axis.set_yticks(range(len(labels)), labels, fontsize=5)
     axis.set_xlabel("predicted")
     axis.set_ylabel("gold")
-    figure.tight_layout()
-    paths.append(folder / "confusion_matrix.png")
-    figure.savefig(paths[-1], dpi=100)
-    plt.close(figure)
+    paths.append(_save(figure, folder / "confusion_matrix.png"))
     return paths
+
+
+def _save(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
