@@ -54,10 +54,12 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     for i in range(12):
         rows.append(f"where is my parcel number {i},shipping")
         rows.append(f"I want my money back for order {i},refund")
+        rows.append(f"what is the capital of country {i},oos")
     data = tmp_path / "mine.csv"
     data.write_text("\n".join(rows) + "\n")
     result = run(tmp_path, "train", "--data", str(data), "--model-name", "shop")
     assert "shop version 1" in result.stderr
+    assert "out-of-scope sent to triage" in result.stderr  # `oos` rows are not a class
     assert "holdout" not in result.stderr  # the table shows figures, not internals
 
 

@@ -11,6 +11,7 @@ from inquiry_router.classifier.evaluation import (
     coverage_precision,
     evaluate_probabilities,
     expected_calibration_error,
+    record_out_of_scope,
     routing_scores,
     write_report,
 )
@@ -71,3 +72,13 @@ def test_report_has_figures_and_plots(tmp_path: Path) -> None:
         "confusion_matrix.png",
     }
     assert all(f.stat().st_size > 100 for f in files)
+
+
+def test_out_of_scope_messages_count_as_wrong_wherever_they_go() -> None:
+    probabilities = np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
+    scores = routing_scores(probabilities, ["a", "b", "c"], None, DESKS)
+    assert scores.confidence.tolist() == pytest.approx([0.6, 0.8])
+    assert scores.correct.tolist() == [False, False]
+    evaluation = evaluate_probabilities(probabilities, ["a", "b", "c"], ["a", "c"], DESKS, 0.7)
+    record_out_of_scope(evaluation, probabilities, ["a", "b", "c"], DESKS)
+    assert evaluation.extra["oos_recall"] == 0.5  # 0.6 goes to triage, 0.8 is routed

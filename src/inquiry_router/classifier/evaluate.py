@@ -15,7 +15,7 @@ from ..datasets import DatasetError, DatasetStore, load_banking77, load_clinc150
 from ..pipeline import triage_threshold
 from ..registry import ModelRegistry
 from ..routing import DeskMap, DeskMapError
-from .evaluation import Evaluation, evaluate_probabilities, routing_scores, write_report
+from .evaluation import Evaluation, evaluate_probabilities, record_out_of_scope, write_report
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,12 @@ def evaluate_model(
     )
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
-        oos_probabilities = np.asarray(classifier.model.predict_proba(out_of_scope))
-        scores = routing_scores(
-            oos_probabilities,
+        record_out_of_scope(
+            evaluation,
+            np.asarray(classifier.model.predict_proba(out_of_scope)),
             classifier.classes,
-            [classifier.classes[0]] * len(out_of_scope),
             desk_map,
         )
-        evaluation.extra["oos_recall"] = float((scores.confidence < threshold).mean())
-        evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
     with tempfile.TemporaryDirectory() as scratch:
         files = write_report(evaluation, probabilities, classifier.classes, gold, Path(scratch))
         run_id = registry.log_evaluation(classifier.ref, data, evaluation.as_metrics(), files)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,27 +39,42 @@ class RoutingScores:
 def routing_scores(
     probabilities: np.ndarray,
     classes: Sequence[str],
-    gold: Sequence[str],
+    gold: Sequence[str] | None,
     desk_map: DeskMap | None,
 ) -> RoutingScores:
+    """``gold=None`` scores out-of-scope messages: whatever they are routed to is wrong."""
     classes = list(classes)
+    group_of: Callable[[str], str | None]
     if desk_map is None or not all(desk_map.desk_for(c) for c in classes):
-        best = probabilities.argmax(1)
-        return RoutingScores(
-            probabilities.max(1),
-            np.array([classes[b] == g for b, g in zip(best, gold, strict=True)]),
-        )
-    desks = sorted({desk_map.desk_for(c) or "" for c in classes})
-    membership = np.zeros((len(classes), len(desks)))
-    for i, label in enumerate(classes):
-        membership[i, desks.index(desk_map.desk_for(label) or "")] = 1.0
-    desk_probabilities = probabilities @ membership
-    best = desk_probabilities.argmax(1)
-    gold_desks = [desk_map.desk_for(label) for label in gold]
+        groups, group_of = classes, lambda label: label
+        group_probabilities = probabilities
+    else:
+        group_of = desk_map.desk_for
+        groups = sorted({desk_map.desk_for(c) or "" for c in classes})
+        membership = np.zeros((len(classes), len(groups)))
+        for i, label in enumerate(classes):
+            membership[i, groups.index(desk_map.desk_for(label) or "")] = 1.0
+        group_probabilities = probabilities @ membership
+    confidence = group_probabilities.max(1)
+    if gold is None:
+        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool))
+    best = group_probabilities.argmax(1)
     return RoutingScores(
-        desk_probabilities.max(1),
-        np.array([desks[b] == g for b, g in zip(best, gold_desks, strict=True)]),
+        confidence,
+        np.array([groups[b] == group_of(g) for b, g in zip(best, gold, strict=True)]),
     )
+
+
+def record_out_of_scope(
+    evaluation: Evaluation,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    desk_map: DeskMap | None,
+) -> None:
+    """Add the share of out-of-scope messages the threshold sends to triage."""
+    confidence = routing_scores(probabilities, classes, None, desk_map).confidence
+    evaluation.extra["oos_recall"] = float((confidence < evaluation.threshold).mean())
+    evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
 
 
 def choose_threshold(scores: RoutingScores, target_precision: float) -> float:

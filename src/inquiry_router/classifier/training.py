@@ -30,6 +30,7 @@ from .evaluation import (
     RoutingScores,
     choose_threshold,
     evaluate_probabilities,
+    record_out_of_scope,
     routing_scores,
     write_report,
 )
@@ -216,12 +217,12 @@ def train(
             outside = routing_scores(
                 scale(estimator.mean_proba(out_of_scope_train), temperature),
                 classes,
-                [classes[0]] * len(out_of_scope_train),
+                None,
                 desk_map,
             )
             scores = RoutingScores(
                 np.concatenate([scores.confidence, outside.confidence]),
-                np.concatenate([scores.correct, np.zeros(len(out_of_scope_train), dtype=bool)]),
+                np.concatenate([scores.correct, outside.correct]),
             )
         threshold = choose_threshold(scores, settings.target_precision)
         step(
@@ -245,14 +246,12 @@ def train(
         probabilities, list(estimator.classes_), gold, desk_map, threshold
     )
     if out_of_scope_test:
-        outside = routing_scores(
+        record_out_of_scope(
+            evaluation,
             estimator.predict_proba(out_of_scope_test),
             list(estimator.classes_),
-            [estimator.classes_[0]] * len(out_of_scope_test),
             desk_map,
         )
-        evaluation.extra["oos_recall"] = float((outside.confidence < threshold).mean())
-        evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
 
     step("logging the run and registering the model in MLflow")
     lineage: dict[str, str] = {}
