@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .classifier.kinds import DEFAULT_KIND
 from .config import Settings, get_settings
 
 app = typer.Typer(
@@ -139,9 +140,9 @@ def train(
     model: Annotated[
         str,
         typer.Option(
-            help="model kind: ensemble (default), e5, tfidf, finetune or ensemble-finetune"
+            help="model kind: ensemble-finetune (default), ensemble, e5, tfidf or finetune"
         ),
-    ] = "ensemble",
+    ] = DEFAULT_KIND,
     epochs: Annotated[int, typer.Option(min=1, max=50, help="fine-tuning epochs")] = 4,
     seed: Annotated[int, typer.Option(help="random seed (splits, solver)")] = 0,
     limit_per_class: Annotated[
@@ -232,7 +233,7 @@ def ensure_model() -> None:
     train(
         data=[DEFAULT_DATA],
         model_name=None,
-        model="ensemble",
+        model=DEFAULT_KIND,
         seed=0,
         limit_per_class=None,
         promote="auto",

@@ -394,7 +394,38 @@ class SentenceEncoder:
                     self._cache.popitem(last=False)
         return output
 
-    def _encode(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
+    @property
+    def num_layers(self) -> int:
+        layers: int = self.model.config.num_hidden_layers
+        return layers
+
+    def token_states(
+        self,
+        texts: Sequence[str],
+        layer: int,
+        prefix: str = E5_PREFIX,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Any]:
+        """Each text's token vectors after transformer layer ``layer`` (bf16, unpadded), for
+        models that train the layers above it. The same pass yields the sentence embeddings,
+        which are cached, so a frozen-embedding model beside it costs nothing more."""
+        states: list[Any] = [None] * len(texts)
+        prefixed = [prefix + text for text in texts]
+        embeddings = self._encode(prefixed, progress, layer=layer, states=states)
+        with self._lock:
+            for text, embedding in zip(prefixed, embeddings, strict=True):
+                self._cache[text] = embedding
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return states
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None,
+        layer: int | None = None,
+        states: list[Any] | None = None,
+    ) -> np.ndarray:
         import torch
 
         order = np.argsort([len(text) for text in texts])  # similar lengths share a batch
@@ -409,11 +440,17 @@ class SentenceEncoder:
                     max_length=self.max_length,
                     return_tensors="pt",
                 )
-                hidden = self.model(**batch).last_hidden_state.float()
+                result = self.model(**batch, output_hidden_states=states is not None)
+                hidden = result.last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 output[index] = pooled.numpy()
+                if states is not None and layer is not None:
+                    lengths = batch["attention_mask"].sum(1).tolist()
+                    chosen = result.hidden_states[layer].to(torch.bfloat16)
+                    for row, i in enumerate(index):
+                        states[i] = chosen[row, : lengths[row]].clone()
                 if progress is not None:
                     progress(len(index))
         return output

