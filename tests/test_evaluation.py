@@ -36,6 +36,17 @@ def test_threshold_is_the_lowest_that_meets_the_target_precision() -> None:
     assert choose_threshold(RoutingScores(np.array([0.9]), np.array([False])), 0.97) == 1.0
 
 
+def test_weighted_examples_count_as_their_share() -> None:
+    # Two wrong off-topic messages above everything else: counted once each they cap
+    # precision; weighted to a tenth of the four in-scope ones they barely matter.
+    confidence = np.array([0.99, 0.98, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([False, False, True, True, True, True])
+    assert choose_threshold(RoutingScores(confidence, correct), 0.9) == 1.0
+    weighted = RoutingScores(confidence, correct, np.array([0.05, 0.05, 1, 1, 1, 1]))
+    assert choose_threshold(weighted, 0.95) == 0.6  # 4 / (4 + 0.1) = 0.976
+    assert choose_threshold(weighted, 0.98) == 1.0  # no threshold meets it: route nothing
+
+
 def test_routing_scores_sum_a_desks_intents() -> None:
     probabilities = np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
     scores = routing_scores(probabilities, ["a", "b", "c"], ["b", "a"], DESKS)

@@ -161,6 +161,9 @@ def train(
         raise fail(f"--promote must be auto, always or never, not {promote!r}")
     settings = _settings()
     sources = data or [DEFAULT_DATA]
+    # Fine-tuning logs a line per epoch: in a log file, where there is no progress bar.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("inquiry_router").setLevel(logging.INFO)
     report = _run_steps(
         "training",
         lambda step: run_training(
@@ -322,7 +325,14 @@ def classify(
         typer.Option(help="model URI, e.g. models:/inquiry-router/2 (default: @champion)"),
     ] = None,
     locale: Annotated[str | None, typer.Option(help="the sender's declared locale")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 256,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="inquiries per model call; larger batches pad less (1,024: 132/s, 256: 102/s)",
+        ),
+    ] = 1024,
 ) -> None:
     """Print the routing decision for TEXT, or classify a whole file into JSONL."""
     from .domain import InquiryText

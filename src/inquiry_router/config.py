@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         default=None, ge=0.0, le=1.0, description="unset: the threshold chosen when training"
     )
     target_precision: float = Field(default=0.97, gt=0.0, le=1.0)
+    # Off-topic messages that no desk should get, for training data that has none of its own
+    # (rows labelled `oos`): the threshold is chosen so that they go to triage, and the
+    # evaluation reports how many do. "clinc150": CLINC150's out-of-scope queries; "none".
+    background_out_of_scope: str = Field(default="clinc150", pattern="^(clinc150|none)$")
+    # The share of the traffic they stand for when the threshold is chosen, however many there
+    # are (without it, 200 of them would outweigh a small data set's validation split).
+    background_out_of_scope_share: float = Field(default=0.1, gt=0.0, lt=1.0)
 
     data_mirror: Path | None = Field(
         default=None, description="a local copy of the public datasets, laid out by name"

@@ -282,6 +282,30 @@ def load_clinc150(store: DatasetStore, include_oos: bool = False) -> LabeledData
 
 
 @dataclass(frozen=True)
+class OutOfScopeExamples:
+    """Messages outside every intent: some to choose a threshold with, others to test it on."""
+
+    name: str
+    tuning: list[str]
+    test: list[str]
+    lineage: dict[str, str]
+
+
+def load_clinc150_out_of_scope(store: DatasetStore) -> OutOfScopeExamples:
+    """CLINC150's out-of-scope queries ("what's the weather", "tell me a joke", ...): written
+    to fall outside its 150 intents in 10 domains, banking among them, so they are off-topic
+    for a banking service desk too. oos_train + oos_val (200) tune; oos_test (1,000) tests."""
+    data = load_clinc150(store, include_oos=True)
+    assert data.test is not None
+    return OutOfScopeExamples(
+        name="clinc150",
+        tuning=data.train.loc[data.train["label"] == "oos", "text"].tolist(),
+        test=data.test.loc[data.test["label"] == "oos", "text"].tolist(),
+        lineage=data.lineage,
+    )
+
+
+@dataclass(frozen=True)
 class XsidSentence:
     language: str
     text: str

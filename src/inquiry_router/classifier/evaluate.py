@@ -1,5 +1,6 @@
 """``inquiry-router evaluate``: a registered model on a dataset's held-out split, with
-out-of-scope detection where the dataset has out-of-scope queries (CLINC150)."""
+out-of-scope detection: on the dataset's own out-of-scope queries (CLINC150), or else on the
+background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Settings
-from ..datasets import DatasetError, DatasetStore, load_banking77, load_clinc150, read_labeled_file
+from ..datasets import (
+    DatasetError,
+    DatasetStore,
+    load_banking77,
+    load_clinc150,
+    load_clinc150_out_of_scope,
+    read_labeled_file,
+)
 from ..pipeline import triage_threshold
 from ..registry import ModelRegistry
 from ..routing import DeskMap, DeskMapError
@@ -47,6 +55,11 @@ def evaluate_model(
     else:
         test = read_labeled_file(Path(data))
     assert test is not None
+    if not out_of_scope and settings.background_out_of_scope == "clinc150":
+        try:
+            out_of_scope = load_clinc150_out_of_scope(store).test
+        except DatasetError as error:
+            step(f"warning: no out-of-scope queries to test with ({error})")
     desk_map: DeskMap | None = None
     try:
         candidate = DeskMap.from_yaml(settings.desks_path)

@@ -34,6 +34,7 @@ class RoutingScores:
 
     confidence: np.ndarray
     correct: np.ndarray
+    weight: np.ndarray | None = None  # how much each example counts; None: equally
 
 
 def routing_scores(
@@ -82,7 +83,8 @@ def choose_threshold(scores: RoutingScores, target_precision: float) -> float:
     right: the most automation the target allows."""
     order = np.argsort(-scores.confidence)
     confidence, correct = scores.confidence[order], scores.correct[order]
-    precision = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    weight = np.ones(len(order)) if scores.weight is None else scores.weight[order]
+    precision = np.cumsum(weight * correct) / np.cumsum(weight)
     meeting = np.nonzero(precision >= target_precision)[0]
     if len(meeting) == 0:
         return 1.0

@@ -142,8 +142,12 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
             optimizer,
             lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup + 1))),
         )
-        with tqdm(total=total, desc="fine-tuning", unit="batch", leave=False) as progress:
+        # A bar on a terminal; in a log (not a TTY), one line per epoch instead of a bar.
+        with tqdm(
+            total=total, desc="fine-tuning", unit="batch", leave=False, disable=None
+        ) as progress:
             for epoch in range(self.epochs):
+                losses: list[float] = []
                 for chosen in self._batches(lengths, rng):
                     with torch.autocast(device.type, dtype=torch.bfloat16):
                         logits = head(self._embed(top, [states[i] for i in chosen], device))
@@ -155,8 +159,15 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
                     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                     optimizer.step()
                     schedule.step()
+                    losses.append(loss.item())
                     progress.update(1)
-                    progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+                    progress.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
+                log.info(
+                    "fine-tuning epoch %d/%d: mean loss %.3f",
+                    epoch + 1,
+                    self.epochs,
+                    float(np.mean(losses)),
+                )
         self.state_ = {k: v.detach().to("cpu").clone() for k, v in top.state_dict().items()}
         self.head_ = {k: v.detach().to("cpu").clone() for k, v in head.state_dict().items()}
         top.eval()

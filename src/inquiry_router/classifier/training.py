@@ -20,7 +20,13 @@ from sklearn.model_selection import train_test_split
 
 from .. import __version__
 from ..config import SOURCE_ROOT, Settings
-from ..datasets import DatasetError, DatasetStore, LabeledData, load_source
+from ..datasets import (
+    DatasetError,
+    DatasetStore,
+    LabeledData,
+    load_clinc150_out_of_scope,
+    load_source,
+)
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .encoders import EncoderError, ensure_e5
@@ -54,6 +60,56 @@ OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", "out-of-scope"})
 def _split_out_of_scope(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     mask = frame["label"].str.lower().isin(OUT_OF_SCOPE_LABELS)
     return frame[~mask].reset_index(drop=True), frame.loc[mask, "text"].tolist()
+
+
+@dataclass
+class OutOfScope:
+    """The off-topic messages a training uses (tuning: to choose the threshold; test: to
+    report how many go to triage), and where they came from."""
+
+    tuning: list[str]
+    test: list[str]
+    source: str
+    lineage: dict[str, str]
+    # Background examples count as this share of the validation traffic; the data's own `oos`
+    # rows (None) count one each, as they came.
+    share: float | None = None
+
+
+def _out_of_scope(
+    settings: Settings,
+    store: DatasetStore,
+    own_tuning: list[str],
+    own_test: list[str],
+    step: Callable[[str], None],
+) -> OutOfScope:
+    """The data's own `oos` rows when it has them. Otherwise background off-topic messages:
+    without any, the threshold is chosen on in-scope messages alone, which all look routable
+    (Banking77: the threshold fell to 0.31 and 89 % of off-topic queries reached a desk)."""
+    if own_tuning:
+        return OutOfScope(own_tuning, own_test, "training data", {})
+    if settings.background_out_of_scope == "none":
+        step("no out-of-scope examples: the threshold only weighs in-scope mistakes")
+        return OutOfScope([], own_test, "none", {})
+    try:
+        background = load_clinc150_out_of_scope(store)
+    except DatasetError as error:
+        step(
+            f"warning: no background out-of-scope examples ({error}); the threshold only "
+            "weighs in-scope mistakes"
+        )
+        return OutOfScope([], own_test, f"none ({error})", {})
+    step(
+        f"background out-of-scope examples: {background.name}, {len(background.tuning)} to "
+        f"choose the threshold, {len(background.test)} to test it"
+    )
+    return OutOfScope(
+        background.tuning,
+        own_test or background.test,
+        background.name,
+        {f"out_of_scope.{key}": value for key, value in background.lineage.items()},
+        settings.background_out_of_scope_share,
+    )
 
 
 class TrainingError(Exception):
@@ -169,6 +225,8 @@ def train(
     if limit_per_class:
         train_frame = _subsample(train_frame, limit_per_class, seed)
         eval_description += f",train-limit-{limit_per_class}"
+    out_of_scope = _out_of_scope(settings, store, out_of_scope_train, out_of_scope_test, step)
+    out_of_scope_train, out_of_scope_test = out_of_scope.tuning, out_of_scope.test
 
     try:
         desk_map: DeskMap | None = DeskMap.from_yaml(settings.desks_path)
@@ -219,9 +277,17 @@ def train(
                 None,
                 desk_map,
             )
+            # Background examples stand for a share of the traffic, however many there are.
+            weight = 1.0
+            if out_of_scope.share is not None:
+                share = out_of_scope.share
+                weight = share / (1 - share) * len(scores.confidence) / len(out_of_scope_train)
             scores = RoutingScores(
                 np.concatenate([scores.confidence, outside.confidence]),
                 np.concatenate([scores.correct, outside.correct]),
+                np.concatenate(
+                    [np.ones(len(scores.confidence)), np.full(len(outside.confidence), weight)]
+                ),
             )
         threshold = choose_threshold(scores, settings.target_precision)
         step(
@@ -257,6 +323,7 @@ def train(
     lineage: dict[str, str] = {}
     for source in loaded:
         lineage.update(source.lineage)
+    lineage.update(out_of_scope.lineage)
     params: dict[str, Any] = {
         "kind": kind,
         "seed": seed,
@@ -268,6 +335,10 @@ def train(
         "temperature": round(temperature, 4),
         "multilingual_temperature": round(multilingual_temperature, 4),
         **({"epochs": epochs} if "finetune" in kind else {}),
+        "out_of_scope.source": out_of_scope.source,
+        "out_of_scope.n_tuning": len(out_of_scope_train),
+        "out_of_scope.n_test": len(out_of_scope_test),
+        "out_of_scope.share": out_of_scope.share if out_of_scope.share is not None else "as given",
         "target_precision": settings.target_precision,
         **(
             {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()} if kind != "e5" else {}
