@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inquiry_router.classifier.finetune import FineTunedEncoderClassifier
 from inquiry_router.classifier.models import set_encoder_resolver, shared_encoder
@@ -62,3 +63,11 @@ def test_finetuned_layers_learn_and_survive_a_reload(e5_folder: Path) -> None:
         base.output.dense.weight.detach().float().numpy(),
         trained.output.dense.weight.detach().float().numpy(),
     )
+
+
+def test_a_model_from_the_all_layers_version_asks_to_be_retrained() -> None:
+    old = FineTunedEncoderClassifier()
+    old.classes_ = np.array(LABELS)
+    del old.trainable_layers  # as a model pickled before the parameter existed loads
+    with pytest.raises(ValueError, match="retrain it"):
+        old.predict_proba(["I lost my card"])

@@ -66,6 +66,11 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         """The shared frozen encoder, and the layer whose output the trained layers read."""
         from .models import shared_encoder
 
+        if not hasattr(self, "trainable_layers"):  # pickled by inquiry-router 0.1's version
+            raise ValueError(
+                "this fine-tuned model was saved by an older inquiry-router that fine-tuned "
+                "every layer; retrain it with `inquiry-router train --model finetune`"
+            )
         encoder = shared_encoder(self.encoder)
         if not 1 <= self.trainable_layers <= encoder.num_layers:
             raise ValueError(
