@@ -97,7 +97,11 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         for row, state in enumerate(states):
             hidden[row, : state.shape[0]] = state.to(device, torch.float32)
             mask[row, : state.shape[0]] = 1.0
-        additive = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+        # In the dtype the layers compute in under autocast (bf16): attention kernels want the
+        # mask in the query's dtype.
+        additive = ((1.0 - mask[:, None, None, :]) * torch.finfo(torch.bfloat16).min).to(
+            torch.bfloat16
+        )
         for layer in top:
             hidden = layer(hidden, attention_mask=additive)
         weights = mask.unsqueeze(-1)

@@ -98,7 +98,7 @@ def _out_of_scope(
             f"warning: no background out-of-scope examples ({error}); the threshold only "
             "weighs in-scope mistakes"
         )
-        return OutOfScope([], own_test, f"none ({error})", {})
+        return OutOfScope([], own_test, f"none ({str(error)[:200]})", {})
     step(
         f"background out-of-scope examples: {background.name}, {len(background.tuning)} to "
         f"choose the threshold, {len(background.test)} to test it"
