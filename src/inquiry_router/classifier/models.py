@@ -23,11 +23,8 @@ from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from .kinds import DEFAULT_KIND, MODEL_KINDS
+from .kinds import MODEL_KINDS
 from .tfidf import build_tfidf_model
-
-__all__ = ["DEFAULT_KIND", "MODEL_KINDS", "build_model"]
-
 
 _encoders: dict[str, Any] = {}
 _encoders_lock = threading.Lock()

@@ -40,9 +40,8 @@ from .evaluation import (
     routing_scores,
     write_report,
 )
+from .kinds import DEFAULT_KIND, MODEL_KINDS
 from .models import (
-    DEFAULT_KIND,
-    MODEL_KINDS,
     build_model,
     fit_temperature,
     scale,
