@@ -73,6 +73,8 @@ def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "neither a known dataset" in unknown.stderr
     kind = run(tmp_path, "train", "--model", "gpt", check=False)
     assert kind.returncode == 2 and "unknown model kind 'gpt'" in kind.stderr
+    bench = run(tmp_path, "bench", "translation", "--model-kind", "gpt", check=False)
+    assert bench.returncode == 2 and "--model-kind must be one of tfidf" in bench.stderr
 
 
 def test_classify_a_text_and_a_file(trained_home: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .classifier.kinds import DEFAULT_KIND
+from .classifier.kinds import DEFAULT_KIND, MODEL_KINDS
 from .config import Settings, get_settings
 
 app = typer.Typer(
@@ -602,13 +602,16 @@ def bench_translation_command(
         list[str] | None, typer.Option(help="xSID languages (default: all but English)")
     ] = None,
     model_kind: Annotated[
-        str, typer.Option(help="classifier trained on English xSID: tfidf, e5 or ensemble")
+        str,
+        typer.Option(help=f"classifier trained on English xSID: {', '.join(MODEL_KINDS)}"),
     ] = "tfidf",
 ) -> None:
     """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
     then the classifier's intent accuracy on untranslated vs translated text."""
     from .bench import bench_translation, bench_untranslated_routing
 
+    if model_kind not in MODEL_KINDS:
+        raise fail(f"--model-kind must be one of {', '.join(MODEL_KINDS)}, not {model_kind!r}")
     settings = _settings()
     rows = _run_steps(
         "translation benchmark",
