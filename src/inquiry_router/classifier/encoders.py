@@ -385,14 +385,18 @@ class SentenceEncoder:
                 else:
                     output[i] = cached
         if missing:
-            fresh = self._encode([prefix + texts[i] for i in missing], progress)
-            with self._lock:
-                for row, i in enumerate(missing):
-                    output[i] = fresh[row]
-                    self._cache[prefix + texts[i]] = fresh[row]
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            keys = [prefix + texts[i] for i in missing]
+            fresh = self._encode(keys, progress)
+            output[missing] = fresh
+            self._remember(keys, fresh)
         return output
+
+    def _remember(self, keys: Sequence[str], embeddings: np.ndarray) -> None:
+        with self._lock:
+            for key, embedding in zip(keys, embeddings, strict=True):
+                self._cache[key] = embedding
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     @property
     def num_layers(self) -> int:
@@ -411,12 +415,7 @@ class SentenceEncoder:
         which are cached, so a frozen-embedding model beside it costs nothing more."""
         states: list[Any] = [None] * len(texts)
         prefixed = [prefix + text for text in texts]
-        embeddings = self._encode(prefixed, progress, layer=layer, states=states)
-        with self._lock:
-            for text, embedding in zip(prefixed, embeddings, strict=True):
-                self._cache[text] = embedding
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self._remember(prefixed, self._encode(prefixed, progress, layer=layer, states=states))
         return states
 
     def _encode(
