@@ -120,9 +120,12 @@ def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path:
         "I lost my card,lost_or_stolen_card\n"
         "my card has not arrived yet,card_arrival\n"
         "the ATM swallowed my card,card_swallowed\n"
+        "what is the weather in Paris tomorrow,oos\n"
     )
     result = run(trained_home, "evaluate", "--data", str(data))
     assert "accuracy" in result.stdout and "auto_routed_coverage" in result.stdout
+    # The file's own `oos` row is judged as off-topic, as training treats it, not refused.
+    assert "scoring 1 out-of-scope queries" in result.stderr + result.stdout
     run_id = result.stdout.split("MLflow run")[1].split()[1].strip("│ ")
     registry = f"sqlite:///{trained_home / 'models' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=registry, registry_uri=registry)

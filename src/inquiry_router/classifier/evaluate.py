@@ -1,6 +1,6 @@
 """``inquiry-router evaluate``: a registered model on a dataset's held-out split, with
-out-of-scope detection: on the dataset's own out-of-scope queries (CLINC150), or else on the
-background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
+out-of-scope detection: on the data's own out-of-scope rows (CLINC150's, or a file's `oos`
+rows), or else on the background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..datasets import (
     load_clinc150,
     load_clinc150_out_of_scope,
     read_labeled_file,
+    split_out_of_scope,
 )
 from ..pipeline import triage_threshold
 from ..registry import ModelRegistry
@@ -44,17 +45,14 @@ def evaluate_model(
     step(f"loading {model_uri or 'the @champion model'}")
     classifier = registry.load(model_uri)
     store = DatasetStore(settings, log=step)
-    out_of_scope: list[str] = []
     if data == "banking77":
         test = load_banking77(store).test
     elif data == "clinc150":
-        clinc = load_clinc150(store, include_oos=True)
-        assert clinc.test is not None
-        out_of_scope = clinc.test.loc[clinc.test["label"] == "oos", "text"].tolist()
-        test = clinc.test[clinc.test["label"] != "oos"]
+        test = load_clinc150(store, include_oos=True).test
     else:
         test = read_labeled_file(Path(data))
     assert test is not None
+    test, out_of_scope = split_out_of_scope(test)
     if not out_of_scope and settings.background_out_of_scope == "clinc150":
         try:
             out_of_scope = load_clinc150_out_of_scope(store).test

@@ -26,6 +26,7 @@ from ..datasets import (
     LabeledData,
     load_clinc150_out_of_scope,
     load_source,
+    split_out_of_scope,
 )
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
@@ -51,14 +52,6 @@ from .tfidf import DEFAULT_PARAMS
 
 HOLDOUT_FRACTION = 0.2
 VALIDATION_FRACTION = 0.15
-# Rows with these labels are inquiries no desk should get: not a class, but the threshold is
-# chosen so that they go to triage, and the evaluation reports how many do.
-OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", "out-of-scope"})
-
-
-def _split_out_of_scope(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    mask = frame["label"].str.lower().isin(OUT_OF_SCOPE_LABELS)
-    return frame[~mask].reset_index(drop=True), frame.loc[mask, "text"].tolist()
 
 
 @dataclass
@@ -219,8 +212,8 @@ def train(
     except DatasetError as error:
         raise TrainingError(str(error)) from error
     train_frame, test_frame, eval_description = assemble_data(loaded, seed)
-    train_frame, out_of_scope_train = _split_out_of_scope(train_frame)
-    test_frame, out_of_scope_test = _split_out_of_scope(test_frame)
+    train_frame, out_of_scope_train = split_out_of_scope(train_frame)
+    test_frame, out_of_scope_test = split_out_of_scope(test_frame)
     if limit_per_class:
         train_frame = _subsample(train_frame, limit_per_class, seed)
         eval_description += f",train-limit-{limit_per_class}"
