@@ -121,10 +121,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def mean_proba(self, texts: Sequence[str], members: Sequence[Any] | None = None) -> np.ndarray:
         chosen = self.members if members is None else members
-        logs = [np.log(np.clip(member.predict_proba(texts), 1e-12, 1.0)) for member in chosen]
-        mean = np.exp(np.mean(logs, axis=0))
-        combined: np.ndarray = mean / mean.sum(axis=1, keepdims=True)
-        return combined
+        return geometric_mean([member.predict_proba(texts) for member in chosen])
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return scale(self.mean_proba(texts), self.temperature)
@@ -153,6 +150,14 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
         return predicted
+
+
+def geometric_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Members' class probabilities combined by geometric mean, renormalized."""
+    logs = [np.log(np.clip(p, 1e-12, 1.0)) for p in probabilities]
+    mean = np.exp(np.mean(logs, axis=0))
+    combined: np.ndarray = mean / mean.sum(axis=1, keepdims=True)
+    return combined
 
 
 def scale(probabilities: np.ndarray, temperature: float) -> np.ndarray:

@@ -45,6 +45,7 @@ from .kinds import DEFAULT_KIND, MODEL_KINDS
 from .models import (
     build_model,
     fit_temperature,
+    geometric_mean,
     scale,
     set_encoder_resolver,
 )
@@ -245,17 +246,19 @@ def train(
         estimator = build_model(kind, seed, epochs).fit(
             fit_frame["text"].tolist(), fit_frame["label"].tolist()
         )
-        raw = estimator.mean_proba(validation["text"].tolist())
+        # Each member reads the validation texts once; the mixes below reuse its answers.
+        validation_texts = validation["text"].tolist()
+        by_member = [member.predict_proba(validation_texts) for member in estimator.members]
+        raw = geometric_mean(by_member)
         classes = list(estimator.classes_)
         index = {label: i for i, label in enumerate(classes)}
         known = np.array([label in index for label in validation["label"]])
         gold_index = np.array([index.get(label, 0) for label in validation["label"]])
         temperature = fit_temperature(raw[known], gold_index[known])
-        if estimator.multilingual_members and len(estimator.multilingual_members) < len(
-            estimator.members
-        ):
-            alone = estimator.mean_proba(
-                validation["text"].tolist(), estimator.multilingual_members
+        multilingual = estimator.multilingual_members
+        if multilingual and len(multilingual) < len(estimator.members):
+            alone = geometric_mean(
+                [p for m, p in zip(estimator.members, by_member, strict=True) if m in multilingual]
             )
             multilingual_temperature = fit_temperature(alone[known], gold_index[known])
         scores = routing_scores(
