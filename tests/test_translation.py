@@ -140,3 +140,14 @@ def test_apertium_keeps_a_batch_aligned() -> None:
     english = apertium.translate_batch(texts, "es")
     assert len(english) == 20
     assert all("transfer" in line.lower() and "\n" not in line for line in english)
+
+
+@needs_apertium
+def test_apertium_translates_english_into_spanish_and_italian_for_calibration() -> None:
+    assert {"es", "it"} <= apertium.languages_from_english()
+    texts = ["I lost my card", "Where is my money?", "The transfer has not arrived"]
+    spanish = apertium.translate_from_english(texts, "es")
+    italian = apertium.translate_from_english(texts, "it")
+    assert len(spanish) == len(italian) == 3
+    assert spanish[0].lower().startswith("perdí") and "dinero" in spanish[1].lower()
+    assert "carta" in italian[0].lower()

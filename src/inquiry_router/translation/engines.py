@@ -169,6 +169,13 @@ class ApertiumEngine:
         "it": ("ita-spa", "spa-eng"),
         "pt": ("pt-es", "spa-eng"),
     }
+    # English → a target language: training reads its validation data machine-translated.
+    _FROM_ENGLISH: ClassVar[dict[str, tuple[str, ...]]] = {
+        "es": ("eng-spa",),
+        "it": ("eng-spa", "spa-ita"),
+        "fr": ("eng-spa", "es-fr"),
+        "pt": ("eng-spa", "es-pt"),
+    }
     _SEPARATOR = "\n\n"
 
     def __init__(self, binary: str = "apertium", timeout_s: float = 30.0) -> None:
@@ -209,14 +216,28 @@ class ApertiumEngine:
         return result.stdout
 
     def translate_batch(self, texts: Sequence[str], language: str) -> list[str]:
+        return self._translate(texts, self._CHAINS[language])
+
+    def languages_from_english(self) -> set[str]:
+        """The languages English can be translated into (to calibrate on such text)."""
+        return {
+            language
+            for language, chain in self._FROM_ENGLISH.items()
+            if all(mode in self._modes for mode in chain)
+        }
+
+    def translate_from_english(self, texts: Sequence[str], language: str) -> list[str]:
+        return self._translate(texts, self._FROM_ENGLISH[language])
+
+    def _translate(self, texts: Sequence[str], chain: Sequence[str]) -> list[str]:
         # One line per text, blank lines between them: apertium keeps blank lines as they are.
         flat = [" ".join(text.split()) for text in texts]
         joined = self._SEPARATOR.join(flat)
-        for mode in self._CHAINS[language]:
+        for mode in chain:
             joined = self._run(mode, joined)
-        english = [part.strip() for part in joined.strip("\n").split(self._SEPARATOR)]
-        if len(english) != len(texts):
+        translated = [part.strip() for part in joined.strip("\n").split(self._SEPARATOR)]
+        if len(translated) != len(texts):
             raise RuntimeError(
-                f"apertium returned {len(english)} translations for {len(texts)} texts"
+                f"apertium returned {len(translated)} translations for {len(texts)} texts"
             )
-        return english
+        return translated
