@@ -9,3 +9,8 @@ DEFAULT_KIND = "ensemble-finetune"
 def needs_e5(kind: str) -> bool:
     """Whether a kind reads multilingual-e5-small (the others need no encoder folder)."""
     return kind not in ("tfidf", "use")
+
+
+def reads_tfidf(kind: str) -> bool:
+    """Whether a kind has the TF-IDF member (its parameters then go into the MLflow run)."""
+    return kind in ("tfidf", "ensemble", "ensemble-finetune")

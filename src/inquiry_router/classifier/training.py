@@ -41,7 +41,7 @@ from .evaluation import (
     routing_scores,
     write_report,
 )
-from .kinds import DEFAULT_KIND, MODEL_KINDS, needs_e5
+from .kinds import DEFAULT_KIND, MODEL_KINDS, needs_e5, reads_tfidf
 from .models import (
     build_model,
     fit_temperature,
@@ -289,26 +289,26 @@ def train(
         temperature = fit_temperature(raw[known], gold_index[known])
         multilingual = estimator.multilingual_members
         if multilingual and multilingual != english:
-            alone = geometric_mean(
-                [p for m, p in zip(estimator.members, by_member, strict=True) if m in multilingual]
-            )
-            multilingual_temperature = fit_temperature(alone[known], gold_index[known])
             translated = _translated_validation(validation_texts, step)
             if translated:
                 # Calibrated on the text it will read: foreign text is read less well than
                 # English, and an English-fitted temperature makes it overconfident.
-                alone = geometric_mean(
-                    [
-                        m.predict_proba([t for ts in translated.values() for t in ts])
-                        for m in multilingual
-                    ]
-                )
-                repeat = len(translated)
+                foreign = [text for texts in translated.values() for text in texts]
+                alone = geometric_mean([m.predict_proba(foreign) for m in multilingual])
+                known_foreign = np.tile(known, len(translated))
                 multilingual_temperature = fit_temperature(
-                    alone[np.tile(known, repeat)],
-                    np.tile(gold_index, repeat)[np.tile(known, repeat)],
+                    alone[known_foreign], np.tile(gold_index, len(translated))[known_foreign]
                 )
                 multilingual_calibration = "apertium:" + ",".join(translated)
+            else:
+                alone = geometric_mean(
+                    [
+                        p
+                        for m, p in zip(estimator.members, by_member, strict=True)
+                        if m in multilingual
+                    ]
+                )
+                multilingual_temperature = fit_temperature(alone[known], gold_index[known])
         scores = routing_scores(
             scale(raw, temperature), classes, validation["label"].tolist(), desk_map
         )
@@ -386,7 +386,7 @@ def train(
         "multilingual_calibration": multilingual_calibration,
         **(
             {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()}
-            if kind in ("tfidf", "ensemble", "ensemble-finetune")
+            if reads_tfidf(kind)
             else {}
         ),
     }

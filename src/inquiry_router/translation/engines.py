@@ -192,11 +192,7 @@ class ApertiumEngine:
         return modes
 
     def languages(self) -> set[str]:
-        return {
-            language
-            for language, chain in self._CHAINS.items()
-            if all(mode in self._modes for mode in chain)
-        }
+        return self._covered(self._CHAINS)
 
     def version(self, language: str) -> str | None:
         return "apertium " + " | ".join(self._CHAINS[language])
@@ -220,9 +216,13 @@ class ApertiumEngine:
 
     def languages_from_english(self) -> set[str]:
         """The languages English can be translated into (to calibrate on such text)."""
+        return self._covered(self._FROM_ENGLISH)
+
+    def _covered(self, chains: dict[str, tuple[str, ...]]) -> set[str]:
+        """The languages whose every mode in the chain is installed."""
         return {
             language
-            for language, chain in self._FROM_ENGLISH.items()
+            for language, chain in chains.items()
             if all(mode in self._modes for mode in chain)
         }
 
