@@ -7,12 +7,20 @@ import numpy as np
 from inquiry_router.classifier.encoders import USE_NAME
 from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import Pipeline
+from inquiry_router.translation.engines import ApertiumEngine
 
 
 def test_the_threshold_is_the_one_chosen_when_training(pipeline: Pipeline) -> None:
     chosen = pipeline.classifier.model.triage_threshold_
     assert chosen is not None and 0.0 < chosen < 1.0
     assert pipeline.router.threshold == chosen
+    # Foreign text gets the threshold chosen on the translated validation (Apertium), no lower.
+    foreign = pipeline.classifier.model.foreign_threshold_
+    if {"es", "it"} <= ApertiumEngine().languages_from_english():
+        assert foreign is not None and chosen <= foreign < 1.0
+        assert pipeline.router.foreign_threshold == foreign
+    else:
+        assert foreign is None and pipeline.router.foreign_threshold == chosen
 
 
 def test_english_inquiries_reach_their_desks(pipeline: Pipeline) -> None:
@@ -70,6 +78,7 @@ def test_the_universal_sentence_encoder_reads_only_text_not_in_english(
     english_only = copy.copy(model)
     english_only.members = [m for m in model.members if getattr(m, "encoder", "") != USE_NAME]
     assert len(english_only.members) == len(model.members) - 1  # the default model has one
+    english_only.foreign_members_ = None  # training's choice named members by position
     texts = ["I lost my card", "Ik ben mijn kaart kwijt, blokkeer hem"]
     # English answers are the same with or without it; the Dutch one is not.
     assert np.allclose(

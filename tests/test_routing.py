@@ -105,3 +105,18 @@ def test_the_intent_reported_belongs_to_the_chosen_desk() -> None:
     assert routing.desk == "cards"
     assert prediction.intent == "card_arrival"
     assert prediction.runner_up == "atm_support"
+
+
+def test_text_not_written_in_english_meets_its_own_higher_threshold() -> None:
+    router = Router(DESKS, 0.55, foreign_threshold=0.8)
+    prediction = _prediction(card_arrival=0.7, card_linking=0.0, atm_support=0.3)
+    _, english = router.route(prediction)
+    _, foreign = router.route(prediction, foreign=True)
+    assert english.desk == "cards" and english.auto_routed
+    assert foreign.desk == "triage" and not foreign.auto_routed
+    assert "0.70 < triage foreign-text threshold 0.80" in foreign.reason
+    # A desk's own threshold (cash: 0.9) is the lead's choice, for every language.
+    assert router.threshold_for("cash", foreign=True) == 0.9
+    # In a batch, each text gets the threshold of its own language.
+    routed = router.route_batch([prediction, prediction], [False, True])
+    assert [routing.desk for _, routing in routed] == ["cards", "triage"]

@@ -6,9 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
-from inquiry_router.classifier.training import train
+from inquiry_router.classifier.finetune import FineTunedEncoderClassifier
+from inquiry_router.classifier.models import EmbeddingClassifier, TemperatureScaled
+from inquiry_router.classifier.training import (
+    _choose_foreign_members,
+    _validation_split,
+    train,
+)
 from inquiry_router.translation.engines import ApertiumEngine
 
 from .conftest import settings_for
@@ -63,8 +71,55 @@ def test_foreign_text_is_calibrated_on_machine_translated_validation(tmp_path: P
     tracking = settings_for(tmp_path).resolved_tracking_uri
     run = mlflow.MlflowClient(tracking).get_run(with_translations.registered.run_id)
     assert run.data.params["multilingual_calibration"] == "apertium:es,it"
+    assert run.data.params["multilingual_members"] == "e5+use"  # frozen encoders always read it
+    assert with_translations.foreign_text is not None
+    assert with_translations.foreign_text.startswith("read by e5+use, threshold 0.")
     model = mlflow.pyfunc.load_model(
         f"models:/inquiry-router/{with_translations.registered.version}"
     ).unwrap_python_model()
     # Read less well than English, foreign text is scored less sure of itself.
     assert model.estimator.multilingual_temperature > model.estimator.temperature
+    # ... and must be surer still before it is routed without a person.
+    assert model.estimator.foreign_threshold_ >= model.estimator.triage_threshold_
+    assert float(run.data.params["foreign_threshold"]) == pytest.approx(
+        model.estimator.foreign_threshold_, abs=1e-4
+    )
+
+
+def _ensemble_finetune_members() -> TemperatureScaled:
+    # Unfitted: the choice reads only which member is which, and their answers below.
+    return TemperatureScaled(
+        [FineTunedEncoderClassifier(), EmbeddingClassifier(), EmbeddingClassifier(C=30.0)]
+    )
+
+
+def test_the_fine_tuned_member_reads_foreign_text_only_where_it_helps() -> None:
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 5, size=200)
+    right = np.full((200, 5), 0.1)
+    right[np.arange(200), gold] = 0.6
+    wrong = np.roll(right, 1, axis=1)  # confidently wrong on the translations
+    model = _ensemble_finetune_members()
+    members, temperature = _choose_foreign_members(model, {0: wrong, 1: right, 2: right}, gold)
+    assert members == [1, 2] and temperature > 0
+    kept, _ = _choose_foreign_members(model, {0: right, 1: right, 2: right}, gold)
+    assert kept == [0, 1, 2]
+    # The model then reads foreign text with the chosen members, English with its usual ones.
+    model.foreign_members_ = members
+    assert model.multilingual_members == model.members[1:]
+    assert model.english_members == model.members
+
+
+def test_a_rare_label_does_not_stop_the_others_being_calibrated() -> None:
+    # As in xSID: 240 sentences, one intent seen once and another twice.
+    labels = ["weather"] * 120 + ["alarm"] * 117 + ["snooze"] * 2 + ["modify"]
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(240)], "label": labels})
+    split = _validation_split(frame, seed=0)
+    assert split is not None
+    fit, validation = split
+    assert set(validation["label"]) == {"weather", "alarm"}
+    assert {"snooze", "modify"} <= set(fit["label"])  # the model still learns them
+    assert len(fit) + len(validation) == 240
+    assert set(fit["text"]).isdisjoint(validation["text"])
+    # With a single label common enough to hold out there is nothing to calibrate on.
+    assert _validation_split(frame[frame["label"] != "alarm"], seed=0) is None

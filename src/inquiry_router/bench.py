@@ -184,10 +184,16 @@ def bench_untranslated_routing(
     kind: str = "tfidf",
     progress: Progress = lambda _message: None,
 ) -> list[dict[str, Any]]:
-    """How much translation matters to the classifier, on xSID: a model of ``kind`` trained on
+    """How much translation matters to the classifier, on xSID: a model of ``kind`` trained by
+    the training recipe (calibration, foreign-text members, threshold; no out-of-scope data) on
     the English sentences of four folds is scored on the fifth fold's sentences in each
-    language, as written and as translated, never on a sentence whose English it saw."""
-    from .classifier.models import build_model
+    language, as written and as translated, never on a sentence whose English it saw. Per
+    language and variant: intent accuracy, and the share routed automatically (confidence at or
+    above the model's triage threshold, its foreign-text one for text not written in English)
+    with the precision of those."""
+    import pandas as pd
+
+    from .classifier.training import fit_calibrated
     from .translation import build_translator
 
     translator = build_translator(settings)
@@ -204,33 +210,49 @@ def bench_untranslated_routing(
         translated[language] = (
             [r.english_text for r in results] if any(r.translated for r in results) else None
         )
-    correct: dict[tuple[str, str], int] = Counter()
+    counts: dict[tuple[str, str], Counter[str]] = {}
     for fold in range(folds):
         progress(f"fold {fold + 1}/{folds}")
         train_ids = [i for i in fold_of if fold_of[i] != fold]
-        model = build_model(kind)
-        model.fit([english[i].text for i in train_ids], [english[i].intent for i in train_ids])
+        frame = pd.DataFrame(
+            {
+                "text": [english[i].text for i in train_ids],
+                "label": [english[i].intent for i in train_ids],
+            }
+        )
+        model, calibration = fit_calibrated(kind, frame, target_precision=settings.target_precision)
         for language, sentences in by_language.items():
             # xSID files align sentence by sentence with the English one (same ids, same order).
             test_ids = [i for i in fold_of if fold_of[i] == fold and i < len(sentences)]
-            gold = [sentences[i].intent for i in test_ids]
+            gold = np.asarray([sentences[i].intent for i in test_ids])
             variants = {"as written": [sentences[i].text for i in test_ids]}
             if language != "en" and translated.get(language) is not None:
                 variants["translated"] = [translated[language][i] for i in test_ids]  # type: ignore[index]
             for variant, texts in variants.items():
-                probabilities = model.predict_proba_by_language(
-                    texts, [language == "en"] * len(texts)
-                )
-                predicted = np.asarray(model.classes_)[probabilities.argmax(1)]
-                correct[(language, variant)] += sum(
-                    p == g for p, g in zip(predicted, gold, strict=True)
-                )
+                # As the router reads them: machine-translated English goes, like foreign
+                # text, to the multilingual members only.
+                native = [language == "en"] * len(texts)
+                probabilities = model.predict_proba_by_language(texts, native)
+                right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
+                threshold = calibration.threshold
+                if language != "en" and calibration.foreign_threshold is not None:
+                    threshold = calibration.foreign_threshold
+                routed = probabilities.max(1) >= threshold
+                count = counts.setdefault((language, variant), Counter())
+                count["n"] += len(texts)
+                count["correct"] += int(right.sum())
+                count["routed"] += int(routed.sum())
+                count["routed_correct"] += int((right & routed).sum())
     return [
         {
             "language": language,
             "variant": variant,
-            "accuracy": count / len(by_language[language]),
-            "n": len(by_language[language]),
+            "accuracy": count["correct"] / count["n"],
+            "n": count["n"],
+            "coverage": count["routed"] / count["n"],
+            "routed_precision": (
+                count["routed_correct"] / count["routed"] if count["routed"] else None
+            ),
         }
-        for (language, variant), count in sorted(correct.items())
+        for (language, variant), count in sorted(counts.items())
     ]

@@ -193,6 +193,8 @@ def train(
         f"{evaluation.coverage:.1%} with precision {evaluation.auto_precision:.4f}",
     )
     table.add_row("calibration error (ECE)", f"{evaluation.calibration_error:.4f}")
+    if report.foreign_text:
+        table.add_row("text not in English", report.foreign_text)
     if "oos_recall" in evaluation.extra:
         table.add_row("out-of-scope sent to triage", f"{evaluation.extra['oos_recall']:.1%}")
     if report.encoder_source:
@@ -640,10 +642,19 @@ def bench_translation_command(
         "language",
         "text",
         "intent accuracy",
-        title=f"{model_kind} trained on English xSID (5-fold by sentence)",
+        "auto-routed",
+        "their precision",
+        title=f"{model_kind} trained on English xSID (5-fold by sentence, training recipe)",
     )
     for row in routing:
-        table.add_row(row["language"], row["variant"], f"{row['accuracy']:.3f}")
+        precision = row["routed_precision"]
+        table.add_row(
+            row["language"],
+            row["variant"],
+            f"{row['accuracy']:.3f}",
+            f"{row['coverage']:.1%}",
+            "-" if precision is None else f"{precision:.1%}",
+        )
     Console().print(table)
 
 

@@ -33,15 +33,15 @@ class Pipeline:
         texts = [inquiry.text for inquiry in inquiries]
         guesses = self.detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
         translations = self.translator.translate_batch(texts, [g.language for g in guesses])
+        # Undetermined text is mostly short English ("Change currency"): read it as such.
+        native_english = [
+            g.language in (ENGLISH, UNDETERMINED) and not t.translated
+            for g, t in zip(guesses, translations, strict=True)
+        ]
         predictions = self.classifier.classify_batch(
-            [t.english_text for t in translations],
-            # Undetermined text is mostly short English ("Change currency"): read it as such.
-            native_english=[
-                g.language in (ENGLISH, UNDETERMINED) and not t.translated
-                for g, t in zip(guesses, translations, strict=True)
-            ],
+            [t.english_text for t in translations], native_english=native_english
         )
-        routed = self.router.route_batch(predictions)
+        routed = self.router.route_batch(predictions, [not native for native in native_english])
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(
@@ -70,6 +70,15 @@ def triage_threshold(settings: Settings, classifier: TextClassifier) -> float:
     return float(chosen) if chosen is not None else DEFAULT_THRESHOLD
 
 
+def foreign_threshold(settings: Settings, classifier: TextClassifier) -> float | None:
+    """The threshold for text not written in English, chosen on translated validation when the
+    model was trained; None (the English one applies) when configured or not chosen."""
+    if settings.triage_threshold is not None:
+        return None
+    chosen = getattr(classifier.model, "foreign_threshold_", None)
+    return float(chosen) if chosen is not None else None
+
+
 def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline:
     """Load the model (the champion unless told otherwise) and the stages around it.
 
@@ -85,5 +94,9 @@ def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline
         detector=build_detector(settings),
         translator=build_translator(settings),
         classifier=classifier,
-        router=Router(desk_map, triage_threshold(settings, classifier)),
+        router=Router(
+            desk_map,
+            triage_threshold(settings, classifier),
+            foreign_threshold(settings, classifier),
+        ),
     )

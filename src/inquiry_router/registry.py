@@ -56,6 +56,12 @@ class IntentModel(PythonModel):
         chosen = getattr(self.estimator, "triage_threshold_", None)
         return None if chosen is None else float(chosen)
 
+    @property
+    def foreign_threshold_(self) -> float | None:
+        """The threshold for text not written in English, chosen on translated validation."""
+        chosen = getattr(self.estimator, "foreign_threshold_", None)
+        return None if chosen is None else float(chosen)
+
     def predict_proba(self, texts: list[str]) -> Any:
         return self.estimator.predict_proba(texts)
 

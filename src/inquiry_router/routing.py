@@ -140,16 +140,26 @@ class DeskMap:
 class Router:
     """Route stage: prediction → desk; below the threshold → the triage desk."""
 
-    def __init__(self, desk_map: DeskMap, threshold: float) -> None:
+    def __init__(
+        self, desk_map: DeskMap, threshold: float, foreign_threshold: float | None = None
+    ) -> None:
         self.desk_map = desk_map
         self.threshold = threshold
+        # For text the model read without its English-only members (not written in English):
+        # chosen on translated validation, never below the English one. None: the same.
+        self.foreign_threshold = threshold if foreign_threshold is None else foreign_threshold
 
-    def threshold_for(self, desk: str) -> float:
+    def threshold_for(self, desk: str, foreign: bool = False) -> float:
+        """A desk's own threshold (desks.yaml) when it sets one, else the model's: for text not
+        written in English, the foreign-text one."""
         override = self.desk_map.desks[desk].threshold if desk in self.desk_map.desks else None
-        return self.threshold if override is None else override
+        if override is not None:
+            return override
+        return self.foreign_threshold if foreign else self.threshold
 
-    def route(self, prediction: Prediction) -> tuple[Prediction, Routing]:
-        """The routing, and the prediction restated so its intent belongs to the chosen desk."""
+    def route(self, prediction: Prediction, foreign: bool = False) -> tuple[Prediction, Routing]:
+        """The routing, and the prediction restated so its intent belongs to the chosen desk.
+        ``foreign``: the text was not written in English (the foreign-text threshold applies)."""
         desk_probability: dict[str, float] = {}
         for intent, probability in prediction.probabilities.items():
             desk = self.desk_map.desk_for(intent) or self.desk_map.triage_desk
@@ -171,25 +181,33 @@ class Router:
                 auto_routed=False,
                 reason=f"intent {prediction.intent!r} has no desk in {self.desk_map.source}",
             )
-        threshold = self.threshold_for(best_desk)
+        threshold = self.threshold_for(best_desk, foreign)
         detail = f"best desk {best_desk}, intent {prediction.intent} {prediction.confidence:.2f}"
+        which = (
+            "foreign-text threshold"
+            if foreign and threshold == self.foreign_threshold != self.threshold
+            else "threshold"
+        )
         if desk_confidence < threshold:
             return prediction, Routing(
                 desk=self.desk_map.triage_desk,
                 desk_confidence=desk_confidence,
                 auto_routed=False,
-                reason=f"desk confidence {desk_confidence:.2f} < triage threshold {threshold:.2f} "
+                reason=f"desk confidence {desk_confidence:.2f} < triage {which} {threshold:.2f} "
                 f"({detail})",
             )
         return prediction, Routing(
             desk=best_desk,
             desk_confidence=desk_confidence,
             auto_routed=True,
-            reason=f"desk confidence {desk_confidence:.2f} >= threshold {threshold:.2f} ({detail})",
+            reason=f"desk confidence {desk_confidence:.2f} >= {which} {threshold:.2f} ({detail})",
         )
 
-    def route_batch(self, predictions: Sequence[Prediction]) -> list[tuple[Prediction, Routing]]:
-        return [self.route(prediction) for prediction in predictions]
+    def route_batch(
+        self, predictions: Sequence[Prediction], foreign: Sequence[bool] | None = None
+    ) -> list[tuple[Prediction, Routing]]:
+        flags = foreign if foreign is not None else [False] * len(predictions)
+        return [self.route(p, f) for p, f in zip(predictions, flags, strict=True)]
 
     def _best_intent_in(self, desk: str, prediction: Prediction) -> Prediction:
         in_desk = [

@@ -125,7 +125,12 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     @property
     def multilingual_members(self) -> list[Any]:
-        """The members that read text not written in English."""
+        """The members that read text not written in English: those able to, less any that
+        training found to read it worse with them than without (``foreign_members_``, their
+        indices, chosen on machine-translated validation)."""
+        chosen = getattr(self, "foreign_members_", None)
+        if chosen is not None:
+            return [self.members[i] for i in chosen]
         return [m for m in self.members if getattr(m, "multilingual", False)]
 
     @property
@@ -170,6 +175,18 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
         return predicted
+
+
+def member_name(member: Any) -> str:
+    """A member as a run names it: tfidf, finetune, e5 or use."""
+    from .encoders import USE_NAME
+
+    if type(member).__name__ == "FineTunedEncoderClassifier":
+        return "finetune"
+    encoder = getattr(member, "encoder", None)
+    if encoder is None:
+        return "tfidf"
+    return "use" if encoder == USE_NAME else "e5"
 
 
 def geometric_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
