@@ -84,6 +84,10 @@ class DeskSummary(BaseModel):
     name: str
     description: str
     threshold: float | None = Field(description="desk confidence needed; null while loading")
+    foreign_threshold: float | None = Field(
+        default=None,
+        description="desk confidence needed for text not written in English; null while loading",
+    )
     is_triage: bool
     counts: dict[str, int]
 

@@ -38,6 +38,9 @@ def list_desks(store: StoreDep, desk_map: DeskMapDep, holder: HolderDep) -> Desk
                 name=desk.name,
                 description=desk.description,
                 threshold=router.threshold_for(desk.name) if router else desk.threshold,
+                foreign_threshold=(
+                    router.threshold_for(desk.name, foreign=True) if router else desk.threshold
+                ),
                 is_triage=desk.name == desk_map.triage_desk,
                 counts={
                     status.value: counts.of(desk.name).get(status.value, 0)
