@@ -32,12 +32,6 @@ log = logging.getLogger(__name__)
 EMBEDDING_SCALE = 20.0
 
 
-def _bf16(device_type: str) -> bool:
-    import torch
-
-    return bool(compute_dtype(device_type) == torch.bfloat16)
-
-
 class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     multilingual = True
 
@@ -95,8 +89,9 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         head = torch.nn.Linear(encoder.model.config.hidden_size, n_classes)
         return top, head
 
-    def _embed(self, top: Any, states: Sequence[Any], device: Any) -> Any:
-        """Runs the trained layers over a batch of token states; mean-pooled, normalized."""
+    def _embed(self, top: Any, states: Sequence[Any], device: Any, dtype: Any) -> Any:
+        """Runs the trained layers over a batch of token states; mean-pooled, normalized.
+        ``dtype``: what the layers compute in (``compute_dtype``, once per fit or predict)."""
         import torch
 
         longest = max(int(state.shape[0]) for state in states)
@@ -107,7 +102,6 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
             mask[row, : state.shape[0]] = 1.0
         # In the dtype the layers compute in (bf16 under autocast, else fp32): attention kernels
         # want the mask in the query's dtype.
-        dtype = compute_dtype(device.type)
         additive = ((1.0 - mask[:, None, None, :]) * torch.finfo(dtype).min).to(dtype)
         for layer in top:
             hidden = layer(hidden, attention_mask=additive)
@@ -137,6 +131,7 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         encoder, cut = self._trunk()
         states = encoder.token_states(list(texts), cut)
         device = self._device()
+        dtype = compute_dtype(device.type)
         top, head = self._build(len(self.classes_))
         top.to(device).train()
         head.to(device).train()
@@ -166,9 +161,10 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
                 losses: list[float] = []
                 for chosen in self._batches(lengths, rng):
                     with torch.autocast(
-                        device.type, dtype=torch.bfloat16, enabled=_bf16(device.type)
+                        device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16
                     ):
-                        logits = head(self._embed(top, [states[i] for i in chosen], device))
+                        batch = [states[i] for i in chosen]
+                        logits = head(self._embed(top, batch, device, dtype))
                     loss = torch.nn.functional.cross_entropy(
                         logits.float(), targets[chosen].to(device)
                     )
@@ -211,15 +207,17 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         encoder, cut = self._trunk()
         states = encoder.token_states(list(texts), cut)
         device = self._device()
+        dtype = compute_dtype(device.type)
         output = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
         order = np.argsort([int(state.shape[0]) for state in states])
         with (
             torch.inference_mode(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(device.type)),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16),
         ):
             for start in range(0, len(texts), 64):
                 chosen = order[start : start + 64]
-                logits = head(self._embed(top, [states[i] for i in chosen], device)).float()
+                logits = head(self._embed(top, [states[i] for i in chosen], device, dtype))
+                logits = logits.float()
                 output[chosen] = torch.softmax(logits, dim=-1).cpu().numpy()
         return output
 

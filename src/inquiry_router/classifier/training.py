@@ -359,7 +359,7 @@ def _calibrate(
                     calibration.multilingual_temperature,
                 ),
                 classes,
-                list(np.tile(validation["label"].to_numpy(), len(translated))[known_foreign]),
+                [classes[i] for i in gold_foreign],
                 desk_map,
             )
             calibration.multilingual_calibration = "apertium:" + ",".join(translated)
