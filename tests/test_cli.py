@@ -75,6 +75,9 @@ def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:
     assert kind.returncode == 2 and "unknown model kind 'gpt'" in kind.stderr
     bench = run(tmp_path, "bench", "translation", "--model-kind", "gpt", check=False)
     assert bench.returncode == 2 and "--model-kind must be one of tfidf" in bench.stderr
+    spanish = run(tmp_path, "bench", "translation", "--language", "es", check=False)
+    assert spanish.returncode == 2 and "xSID has no es to compare with English" in spanish.stderr
+    assert "Traceback" not in spanish.stderr
 
 
 def test_classify_a_text_and_a_file(trained_home: Path, tmp_path: Path) -> None:

@@ -64,21 +64,37 @@ def test_the_use_kind_needs_no_e5_and_records_its_encoder(tmp_path: Path) -> Non
     not {"es", "it"} <= ApertiumEngine().languages_from_english(),
     reason="apertium is not installed (make setup installs it as root)",
 )
-def test_foreign_text_is_calibrated_on_machine_translated_validation(tmp_path: Path) -> None:
-    with_translations = train(
-        settings_for(tmp_path), ["banking77"], kind="ensemble", limit_per_class=12
-    )
+@pytest.mark.parametrize(
+    ("kind", "readers"),
+    [
+        ("ensemble", "e5+use"),  # TF-IDF reads English only; frozen encoders always read it
+        ("e5", "e5"),  # one member reads every language, but not equally well
+    ],
+)
+def test_foreign_text_is_calibrated_on_machine_translated_validation(
+    tmp_path: Path, kind: str, readers: str
+) -> None:
+    with_translations = train(settings_for(tmp_path), ["banking77"], kind=kind, limit_per_class=12)
     tracking = settings_for(tmp_path).resolved_tracking_uri
     run = mlflow.MlflowClient(tracking).get_run(with_translations.registered.run_id)
     assert run.data.params["multilingual_calibration"] == "apertium:es,it"
-    assert run.data.params["multilingual_members"] == "e5+use"  # frozen encoders always read it
+    assert run.data.params["multilingual_members"] == readers
     assert with_translations.foreign_text is not None
-    assert with_translations.foreign_text.startswith("read by e5+use, threshold 0.")
+    assert with_translations.foreign_text.startswith(f"read by {readers}, threshold 0.")
     model = mlflow.pyfunc.load_model(
         f"models:/inquiry-router/{with_translations.registered.version}"
     ).unwrap_python_model()
     # Read less well than English, foreign text is scored less sure of itself.
     assert model.estimator.multilingual_temperature > model.estimator.temperature
+    if kind == "e5":
+        # The same member reads it either way: same answer, said less surely for text that
+        # was not written in English.
+        german = "Ich habe meine Karte verloren, bitte sperren Sie sie"
+        as_english, as_foreign = model.estimator.predict_proba_by_language(
+            [german, german], [True, False]
+        )
+        assert as_foreign.argmax() == as_english.argmax()
+        assert as_foreign.max() < as_english.max()
     # ... and must be surer still before it is routed without a person.
     assert model.estimator.foreign_threshold_ >= model.estimator.triage_threshold_
     assert float(run.data.params["foreign_threshold"]) == pytest.approx(

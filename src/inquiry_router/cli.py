@@ -613,9 +613,15 @@ def bench_translation_command(
     """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
     then the classifier's intent accuracy on untranslated vs translated text."""
     from .bench import bench_translation, bench_untranslated_routing
+    from .datasets import xsid_languages
 
     if model_kind not in MODEL_KINDS:
         raise fail(f"--model-kind must be one of {', '.join(MODEL_KINDS)}, not {model_kind!r}")
+    unknown = [code for code in language or [] if code not in xsid_languages() or code == "en"]
+    if unknown:
+        known = ", ".join(code for code in xsid_languages() if code != "en")
+        missing = ", ".join(unknown)
+        raise fail(f"--language: xSID has no {missing} to compare with English ({known})")
     settings = _settings()
     rows = _run_steps(
         "translation benchmark",

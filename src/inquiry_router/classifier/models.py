@@ -156,9 +156,15 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ) -> np.ndarray:
         """Text that was not written in English is read by the multilingual members alone: an
         English-trained TF-IDF model has nothing to say about German, and in a geometric mean
-        its noise would outvote the encoder (xSID German: 83.7 % with e5 alone, 66.7 % mixed)."""
+        its noise would outvote the encoder (xSID German: 83.7 % with e5 alone, 66.7 % mixed).
+        Foreign text gets its own temperature, fitted on machine-translated validation, even
+        where the same members read both: they are less sure of it, and should say so."""
         multilingual = self.multilingual_members
-        if not multilingual or multilingual == self.english_members or all(native_english):
+        if not multilingual or all(native_english):
+            return self.predict_proba(texts)
+        if multilingual == self.english_members and getattr(self, "foreign_members_", None) is None:
+            # The same members read every language, and training had no translated validation
+            # to calibrate foreign text on (or predates it): the English temperature applies.
             return self.predict_proba(texts)
         english = np.asarray(native_english, dtype=bool)
         output = np.zeros((len(texts), len(self.classes_)))

@@ -336,7 +336,7 @@ def _calibrate(
     calibration.temperature = fit_temperature(raw[known], gold_index[known])
     foreign_scores: RoutingScores | None = None
     multilingual = estimator.multilingual_members
-    if multilingual and multilingual != english:
+    if multilingual:
         translated = _translated_validation(validation_texts, step)
         if translated:
             # Calibrated on the text it will read: foreign text is read less well than
@@ -572,7 +572,9 @@ def train(
 def _describe_foreign(estimator: Any, calibration: Calibration) -> str | None:
     """How the model reads text not written in English, for the training summary."""
     members = getattr(estimator, "multilingual_members", [])
-    if not members or members == getattr(estimator, "english_members", members):
+    if not members:
+        return None
+    if calibration.foreign_threshold is None and members == estimator.english_members:
         return None
     threshold = (
         "the English threshold"
