@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from inquiry_router.classifier.encoders import USE_NAME
 from inquiry_router.domain import InquiryText
@@ -101,3 +102,25 @@ def test_text_not_in_english_is_read_by_the_multilingual_encoder(pipeline: Pipel
     assert decision.translated is False
     assert decision.intent == "lost_or_stolen_card"
     assert decision.desk == "cards"
+
+
+@pytest.mark.skipif(
+    "it" not in ApertiumEngine().languages(),
+    reason="apertium is not installed (make setup installs it as root)",
+)
+def test_a_translated_inquiry_is_read_beside_what_was_written(pipeline: Pipeline) -> None:
+    model = pipeline.classifier.model
+    italian = "Ho perso la mia carta di credito, bloccatela subito per favore."
+    decision = pipeline.run_one(InquiryText(italian, locale="it"))
+    assert decision.translated and decision.english_text != italian
+    texts = ["I lost my card", decision.english_text, "Ik ben mijn kaart kwijt"]
+    native = [True, False, False]
+    alone = model.predict_proba_by_language(texts, native)
+    both = model.predict_proba_by_language(texts, native, [None, italian, None])
+    # Only the translated text changes: it is also read as written, and the router decides
+    # on both readings together.
+    # (batches of other shapes round differently: hence the tolerance)
+    assert np.allclose(alone[[0, 2]], both[[0, 2]], atol=1e-3)
+    assert not np.allclose(alone[1], both[1], atol=1e-2)
+    assert decision.confidence == pytest.approx(both[1].max(), abs=2e-3)
+    assert decision.intent == "lost_or_stolen_card"

@@ -187,7 +187,8 @@ def bench_untranslated_routing(
     """How much translation matters to the classifier, on xSID: a model of ``kind`` trained by
     the training recipe (calibration, foreign-text members, threshold; no out-of-scope data) on
     the English sentences of four folds is scored on the fifth fold's sentences in each
-    language, as written and as translated, never on a sentence whose English it saw. Per
+    language, as written, as translated and both together (as the router reads a translated
+    inquiry), never on a sentence whose English it saw. Per
     language and variant: intent accuracy, and the share routed automatically (confidence at or
     above the model's triage threshold, its foreign-text one for text not written in English)
     with the precision of those."""
@@ -225,14 +226,21 @@ def bench_untranslated_routing(
             # xSID files align sentence by sentence with the English one (same ids, same order).
             test_ids = [i for i in fold_of if fold_of[i] == fold and i < len(sentences)]
             gold = np.asarray([sentences[i].intent for i in test_ids])
-            variants = {"as written": [sentences[i].text for i in test_ids]}
-            if language != "en" and translated.get(language) is not None:
-                variants["translated"] = [translated[language][i] for i in test_ids]  # type: ignore[index]
-            for variant, texts in variants.items():
-                # As the router reads them: machine-translated English goes, like foreign
-                # text, to the multilingual members only.
+            written = [sentences[i].text for i in test_ids]
+            variants: dict[str, tuple[list[str], list[str] | None]] = {
+                "as written": (written, None)
+            }
+            english_of = translated.get(language)
+            if language != "en" and english_of is not None:
+                machine = [english_of[i] for i in test_ids]
+                variants["translated"] = (machine, None)
+                # What the router does: the translation read beside what was written.
+                variants["both"] = (machine, written)
+            for variant, (texts, originals) in variants.items():
+                # Machine-translated English goes, like foreign text, to the multilingual
+                # members only.
                 native = [language == "en"] * len(texts)
-                probabilities = model.predict_proba_by_language(texts, native)
+                probabilities = model.predict_proba_by_language(texts, native, originals)
                 right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
                 threshold = calibration.threshold
                 if language != "en" and calibration.foreign_threshold is not None:

@@ -38,8 +38,13 @@ class Pipeline:
             g.language in (ENGLISH, UNDETERMINED) and not t.translated
             for g, t in zip(guesses, translations, strict=True)
         ]
+        # A translation is read beside what was written: each loses something the other keeps.
         predictions = self.classifier.classify_batch(
-            [t.english_text for t in translations], native_english=native_english
+            [t.english_text for t in translations],
+            native_english=native_english,
+            originals=[
+                text if t.translated else None for text, t in zip(texts, translations, strict=True)
+            ],
         )
         routed = self.router.route_batch(predictions, [not native for native in native_english])
         return [

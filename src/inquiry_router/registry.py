@@ -65,11 +65,16 @@ class IntentModel(PythonModel):
     def predict_proba(self, texts: list[str]) -> Any:
         return self.estimator.predict_proba(texts)
 
-    def predict_proba_by_language(self, texts: list[str], native_english: list[bool]) -> Any:
+    def predict_proba_by_language(
+        self,
+        texts: list[str],
+        native_english: list[bool],
+        originals: list[str | None] | None = None,
+    ) -> Any:
         by_language = getattr(self.estimator, "predict_proba_by_language", None)
         if by_language is None:
             return self.estimator.predict_proba(texts)
-        return by_language(texts, native_english)
+        return by_language(texts, native_english, originals)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         texts = model_input["text"].astype(str).tolist()

@@ -152,30 +152,53 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return scale(self.mean_proba(texts), self.temperature)
 
     def predict_proba_by_language(
-        self, texts: Sequence[str], native_english: Sequence[bool]
+        self,
+        texts: Sequence[str],
+        native_english: Sequence[bool],
+        originals: Sequence[str | None] | None = None,
     ) -> np.ndarray:
         """Text that was not written in English is read by the multilingual members alone: an
         English-trained TF-IDF model has nothing to say about German, and in a geometric mean
         its noise would outvote the encoder (xSID German: 83.7 % with e5 alone, 66.7 % mixed).
         Foreign text gets its own temperature, fitted on machine-translated validation, even
-        where the same members read both: they are less sure of it, and should say so."""
+        where the same members read both: they are less sure of it, and should say so.
+
+        ``originals``: for a text that is a machine translation, what was written (else None).
+        The multilingual members then read both and their answers are combined by geometric
+        mean: a translation loses what the engine got wrong, the original what the encoders
+        know less well. xSID Italian (human-written, Apertium), default model: original
+        91.7 %, translation 89.7 %, both 92.7 %; the frozen ensemble 91.3 / 89.7 / 92.3. A
+        single encoder gets about the better of its two readings (e5 73.0 / 85.3 / 85.7, USE
+        91.7 / 87.0 / 91.7). Banking77 test through Apertium and back (es/fr/it/pt), e5 and
+        USE: both within 0.2 points of the better reading, or above it by up to 3.2."""
         multilingual = self.multilingual_members
-        if not multilingual or all(native_english):
+        english = np.asarray(native_english, dtype=bool)
+        if not multilingual or english.all():
             return self.predict_proba(texts)
+        temperature = self.multilingual_temperature
         if multilingual == self.english_members and getattr(self, "foreign_members_", None) is None:
             # The same members read every language, and training had no translated validation
             # to calibrate foreign text on (or predates it): the English temperature applies.
-            return self.predict_proba(texts)
-        english = np.asarray(native_english, dtype=bool)
+            temperature = self.temperature
         output = np.zeros((len(texts), len(self.classes_)))
         if english.any():
             output[english] = self.predict_proba(
                 [t for t, e in zip(texts, english, strict=True) if e]
             )
-        others = [t for t, e in zip(texts, english, strict=True) if not e]
-        output[~english] = scale(
-            self.mean_proba(others, multilingual), getattr(self, "multilingual_temperature", 1.0)
-        )
+        foreign = [int(i) for i in np.flatnonzero(~english)]
+        readings = [texts[i] for i in foreign]
+        rows: list[int] = []  # the foreign row each original belongs to
+        if originals is not None:
+            for row, i in enumerate(foreign):
+                original = originals[i]
+                if original is not None and original != texts[i]:
+                    readings.append(original)
+                    rows.append(row)
+        mixed = self.mean_proba(readings, multilingual)
+        combined = mixed[: len(foreign)]
+        if rows:
+            combined[rows] = geometric_mean([combined[rows], mixed[len(foreign) :]])
+        output[~english] = scale(combined, temperature)
         return output
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:

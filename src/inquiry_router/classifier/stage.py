@@ -46,15 +46,20 @@ class TextClassifier:
         return [str(label) for label in self.model.classes_]
 
     def classify_batch(
-        self, texts: Sequence[str], native_english: Sequence[bool] | None = None
+        self,
+        texts: Sequence[str],
+        native_english: Sequence[bool] | None = None,
+        originals: Sequence[str | None] | None = None,
     ) -> list[Prediction]:
         """``native_english`` marks texts written in English (not translated, not foreign):
-        models with English-only parts read the others with their multilingual parts alone."""
+        models with English-only parts read the others with their multilingual parts alone.
+        ``originals``: for machine-translated texts, what was written; those parts read it too."""
         if not texts:
             return []
         by_language = getattr(self.model, "predict_proba_by_language", None)
         if native_english is not None and by_language is not None:
-            proba = np.asarray(by_language(list(texts), list(native_english)))
+            written = None if originals is None else list(originals)
+            proba = np.asarray(by_language(list(texts), list(native_english), written))
         else:
             proba = np.asarray(self.model.predict_proba(list(texts)))
         return predictions_from_proba(proba, self.classes)
