@@ -143,3 +143,41 @@ def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path:
     unknown.write_text("text,label\nhello,greeting\n")
     refused = run(trained_home, "evaluate", "--data", str(unknown), check=False)
     assert refused.returncode == 2 and "never learned: greeting" in refused.stderr
+
+
+def test_evaluate_reads_each_language_as_the_router_does(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "multilingual.csv"
+    data.write_text(
+        "text,label\n"
+        "I lost my card,lost_or_stolen_card\n"
+        "my card has not arrived yet,card_arrival\n"
+        "How do I change my PIN?,change_pin\n"
+        "I want to close my account,terminate_account\n"
+        '"Ich habe meine Karte verloren, bitte sperren Sie sie sofort.",lost_or_stolen_card\n'
+        "Meine neue Karte ist immer noch nicht angekommen.,card_arrival\n"
+        "Der Geldautomat hat meine Karte eingezogen.,card_swallowed\n"
+        "Wie kann ich meine PIN ändern?,change_pin\n"
+        "Ich möchte mein Konto kündigen.,terminate_account\n"
+        "Welchen Wechselkurs verwenden Sie für Überweisungen?,exchange_rate\n"
+        "Die Aufladung meiner Karte ist fehlgeschlagen.,top_up_failed\n"
+        "Warum wurde meine Überweisung abgelehnt?,declined_transfer\n"
+        '"He perdido mi tarjeta, por favor bloquéela.",lost_or_stolen_card\n'
+        "Mi tarjeta nueva todavía no ha llegado.,card_arrival\n"
+    )
+    result = run(trained_home, "evaluate", "--data", str(data))
+    assert "accuracy.de" in result.stdout
+    run_id = result.stdout.split("MLflow run")[1].split()[1].strip("│ ")
+    registry = f"sqlite:///{trained_home / 'models' / 'mlflow.db'}"
+    metrics = (
+        MlflowClient(tracking_uri=registry, registry_uri=registry).get_run(run_id).data.metrics
+    )
+    # Each language is detected and counted; German (no engine here) is read untranslated by
+    # the multilingual members, Spanish through Apertium beside what was written.
+    assert metrics["examples.en"] == 4 and metrics["examples.de"] == 8
+    assert metrics["examples.es"] == 2
+    assert metrics["accuracy.en"] == 1.0
+    assert metrics["accuracy.de"] >= 0.5  # 5 of 8 with this small model (40 examples a class)
+    # Text not in English is held to its own threshold, which the run records.
+    assert metrics["foreign_threshold"] >= metrics["triage_threshold"]

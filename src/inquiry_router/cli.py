@@ -685,6 +685,9 @@ def evaluate(
     evaluation = report.evaluation
     table = Table(title=f"{report.model} on {report.data}", show_header=False)
     for name, value in evaluation.as_metrics().items():
-        table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
+        if name == "eval_n" or name.startswith("examples."):
+            table.add_row(name, f"{value:,.0f}")  # counts
+        else:
+            table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
     table.add_row("MLflow run", report.run_id)
     Console().print(table)

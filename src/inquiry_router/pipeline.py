@@ -1,7 +1,8 @@
 """The Pipeline: one batch of inquiries through detect → translate → classify → route.
 
-The same object serves the worker, the synchronous classify endpoint, the CLI's batch
-classification and evaluation: there is one way to turn text into a routing decision.
+The same object serves the worker, the synchronous classify endpoint and the CLI's batch
+classification: there is one way to turn text into a routing decision. `evaluate` reads its
+data through the same first three steps (``read``).
 """
 
 from __future__ import annotations
@@ -9,15 +10,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .classifier import TextClassifier
 from .classifier.evaluation import DEFAULT_THRESHOLD
+from .classifier.stage import predictions_from_proba
 from .config import Settings
-from .domain import UNDETERMINED, Decision, InquiryText
+from .domain import UNDETERMINED, Decision, InquiryText, LanguageGuess, Translation
 from .language import LanguageDetector, make_backend
 from .routing import DeskMap, Router
 from .translation import Translator, build_translator
 
 ENGLISH = "en"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the classifier made of a batch of inquiries, before any routing."""
+
+    guesses: list[LanguageGuess]
+    translations: list[Translation]
+    native_english: list[bool]  # written in English: every member reads it
+    probabilities: np.ndarray  # one row an inquiry, one column a class
+
+
+def read(
+    detector: LanguageDetector,
+    translator: Translator,
+    classifier: TextClassifier,
+    inquiries: Sequence[InquiryText],
+) -> Reading:
+    """Detect, translate, classify: how the router reads inquiries, and how `evaluate` does."""
+    texts = [inquiry.text for inquiry in inquiries]
+    guesses = detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
+    translations = translator.translate_batch(texts, [g.language for g in guesses])
+    # Undetermined text is mostly short English ("Change currency"): read it as such.
+    native_english = [
+        g.language in (ENGLISH, UNDETERMINED) and not t.translated
+        for g, t in zip(guesses, translations, strict=True)
+    ]
+    # A translation is read beside what was written: each loses something the other keeps.
+    probabilities = classifier.probabilities(
+        [t.english_text for t in translations],
+        native_english,
+        [text if t.translated else None for text, t in zip(texts, translations, strict=True)],
+    )
+    return Reading(guesses, translations, native_english, probabilities)
 
 
 @dataclass
@@ -30,27 +68,15 @@ class Pipeline:
     def run(self, inquiries: Sequence[InquiryText]) -> list[Decision]:
         if not inquiries:
             return []
-        texts = [inquiry.text for inquiry in inquiries]
-        guesses = self.detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
-        translations = self.translator.translate_batch(texts, [g.language for g in guesses])
-        # Undetermined text is mostly short English ("Change currency"): read it as such.
-        native_english = [
-            g.language in (ENGLISH, UNDETERMINED) and not t.translated
-            for g, t in zip(guesses, translations, strict=True)
-        ]
-        # A translation is read beside what was written: each loses something the other keeps.
-        predictions = self.classifier.classify_batch(
-            [t.english_text for t in translations],
-            native_english=native_english,
-            originals=[
-                text if t.translated else None for text, t in zip(texts, translations, strict=True)
-            ],
+        reading = read(self.detector, self.translator, self.classifier, inquiries)
+        predictions = predictions_from_proba(reading.probabilities, self.classifier.classes)
+        routed = self.router.route_batch(
+            predictions, [not native for native in reading.native_english]
         )
-        routed = self.router.route_batch(predictions, [not native for native in native_english])
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(
-                guesses, translations, routed, strict=True
+                reading.guesses, reading.translations, routed, strict=True
             )
         ]
 

@@ -1,6 +1,8 @@
-"""``inquiry-router evaluate``: a registered model on a dataset's held-out split, with
-out-of-scope detection: on the data's own out-of-scope rows (CLINC150's, or a file's `oos`
-rows), or else on the background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
+"""``inquiry-router evaluate``: a registered model on a dataset's held-out split, read as the
+router reads it (language detected, translated where an engine can, each language held to its
+threshold; accuracy per language when not all of it is English), with out-of-scope detection:
+on the data's own out-of-scope rows (CLINC150's, or a file's `oos` rows), or else on the
+background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
 
 from __future__ import annotations
 
@@ -21,10 +23,54 @@ from ..datasets import (
     read_labeled_file,
     split_out_of_scope,
 )
-from ..pipeline import triage_threshold
+from ..domain import UNDETERMINED, InquiryText
+from ..pipeline import (
+    ENGLISH,
+    Reading,
+    build_detector,
+    foreign_threshold,
+    read,
+    triage_threshold,
+)
 from ..registry import ModelRegistry
 from ..routing import DeskMap, DeskMapError
+from ..translation import build_translator
 from .evaluation import Evaluation, evaluate_probabilities, record_out_of_scope, write_report
+
+
+def _row_thresholds(
+    reading: Reading, threshold: float, foreign_bar: float | None
+) -> np.ndarray | None:
+    """Each row's threshold where text not in English has its own; None where one serves all."""
+    foreign = ~np.asarray(reading.native_english, dtype=bool)
+    if foreign_bar is None or not foreign.any():
+        return None
+    return np.where(foreign, foreign_bar, threshold)
+
+
+def _record_languages(
+    evaluation: Evaluation,
+    reading: Reading,
+    classes: list[str],
+    gold: list[str],
+    threshold: float,
+    foreign_bar: float | None,
+) -> None:
+    """With text not written in English among the data: accuracy and count per detected
+    language (undetermined text, read as English, counts as English) and the foreign-text
+    threshold that applied."""
+    if all(reading.native_english):
+        return
+    predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
+    right = predicted == np.asarray(gold)
+    languages = np.asarray(
+        [ENGLISH if g.language == UNDETERMINED else g.language for g in reading.guesses]
+    )
+    for language in sorted(set(languages)):
+        rows = languages == language
+        evaluation.extra[f"accuracy.{language}"] = float(right[rows].mean())
+        evaluation.extra[f"examples.{language}"] = float(rows.sum())
+    evaluation.extra["foreign_threshold"] = threshold if foreign_bar is None else foreign_bar
 
 
 @dataclass(frozen=True)
@@ -74,17 +120,30 @@ def evaluate_model(
         raise DatasetError(
             f"{data} has label(s) the model never learned: {', '.join(unknown[:10])}"
         )
-    probabilities = np.asarray(classifier.model.predict_proba(texts))
+    # Read as the router reads: text not written in English is translated where an engine
+    # can, read by the multilingual members, and held to the foreign-text threshold.
+    detector, translator = build_detector(settings), build_translator(settings)
+    foreign_bar = foreign_threshold(settings, classifier)
+    reading = read(detector, translator, classifier, [InquiryText(text) for text in texts])
+    probabilities = reading.probabilities
     evaluation = evaluate_probabilities(
-        probabilities, classifier.classes, gold, desk_map, threshold
+        probabilities,
+        classifier.classes,
+        gold,
+        desk_map,
+        threshold,
+        _row_thresholds(reading, threshold, foreign_bar),
     )
+    _record_languages(evaluation, reading, classifier.classes, gold, threshold, foreign_bar)
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
+        outside = read(detector, translator, classifier, [InquiryText(t) for t in out_of_scope])
         record_out_of_scope(
             evaluation,
-            np.asarray(classifier.model.predict_proba(out_of_scope)),
+            outside.probabilities,
             classifier.classes,
             desk_map,
+            _row_thresholds(outside, threshold, foreign_bar),
         )
     with tempfile.TemporaryDirectory() as scratch:
         files = write_report(evaluation, probabilities, classifier.classes, gold, Path(scratch))

@@ -71,10 +71,13 @@ def record_out_of_scope(
     probabilities: np.ndarray,
     classes: Sequence[str],
     desk_map: DeskMap | None,
+    thresholds: np.ndarray | None = None,
 ) -> None:
-    """Add the share of out-of-scope messages the threshold sends to triage."""
+    """Add the share of out-of-scope messages the threshold sends to triage (``thresholds``:
+    each message's own, where text not in English has another)."""
     confidence = routing_scores(probabilities, classes, None, desk_map).confidence
-    evaluation.extra["oos_recall"] = float((confidence < evaluation.threshold).mean())
+    bar = evaluation.threshold if thresholds is None else thresholds
+    evaluation.extra["oos_recall"] = float((confidence < bar).mean())
     evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
 
 
@@ -91,7 +94,7 @@ def choose_threshold(scores: RoutingScores, target_precision: float) -> float:
     return float(confidence[meeting[-1]])
 
 
-def coverage_precision(scores: RoutingScores, threshold: float) -> tuple[float, float]:
+def coverage_precision(scores: RoutingScores, threshold: float | np.ndarray) -> tuple[float, float]:
     routed = scores.confidence >= threshold
     coverage = float(routed.mean()) if len(routed) else 0.0
     precision = float(scores.correct[routed].mean()) if routed.any() else 1.0
@@ -146,7 +149,11 @@ def evaluate_probabilities(
     gold: Sequence[str],
     desk_map: DeskMap | None,
     threshold: float,
+    row_thresholds: np.ndarray | None = None,
 ) -> Evaluation:
+    """``row_thresholds``: each row's own threshold where they differ (text not in English has
+    its own); coverage and precision are then as the router would route. The curve sweeps one
+    threshold over every row."""
     classes = list(classes)
     predicted = [classes[i] for i in probabilities.argmax(1)]
     desk_accuracy = None
@@ -160,7 +167,9 @@ def evaluate_probabilities(
             )
         )
     scores = routing_scores(probabilities, classes, gold, desk_map)
-    coverage, precision = coverage_precision(scores, threshold)
+    coverage, precision = coverage_precision(
+        scores, threshold if row_thresholds is None else row_thresholds
+    )
     top = probabilities.max(1)
     intent_correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
     labels = sorted(set(gold) | set(predicted))

@@ -45,21 +45,18 @@ class TextClassifier:
     def classes(self) -> list[str]:
         return [str(label) for label in self.model.classes_]
 
-    def classify_batch(
+    def probabilities(
         self,
         texts: Sequence[str],
         native_english: Sequence[bool] | None = None,
         originals: Sequence[str | None] | None = None,
-    ) -> list[Prediction]:
-        """``native_english`` marks texts written in English (not translated, not foreign):
-        models with English-only parts read the others with their multilingual parts alone.
-        ``originals``: for machine-translated texts, what was written; those parts read it too."""
-        if not texts:
-            return []
+    ) -> np.ndarray:
+        """Class probabilities, one row a text. ``native_english`` marks texts written in
+        English (not translated, not foreign): models with English-only parts read the others
+        with their multilingual parts alone. ``originals``: for machine-translated texts, what
+        was written; those parts read it too."""
         by_language = getattr(self.model, "predict_proba_by_language", None)
         if native_english is not None and by_language is not None:
             written = None if originals is None else list(originals)
-            proba = np.asarray(by_language(list(texts), list(native_english), written))
-        else:
-            proba = np.asarray(self.model.predict_proba(list(texts)))
-        return predictions_from_proba(proba, self.classes)
+            return np.asarray(by_language(list(texts), list(native_english), written))
+        return np.asarray(self.model.predict_proba(list(texts)))
