@@ -6,9 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from .conftest import CLI, DECISION_FIELDS, env_for
+from inquiry_router.datasets import DatasetStore, load_xsid
+
+from .conftest import CLI, DECISION_FIELDS, env_for, settings_for
 
 
 def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -35,6 +38,8 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
     assert 0.3 < run_data.metrics["accuracy"] <= 1.0
     assert "macro_f1" in run_data.metrics
     assert run_data.params["sources"] == "banking77"
+    assert run_data.params["training_languages"].startswith("en:1.000")
+    assert "warning" not in result.stderr
     assert len(run_data.tags["banking77.train.sha256"]) == 64
 
     # A worse model (fewer examples) is registered but does not replace the champion.
@@ -61,6 +66,24 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     assert "shop version 1" in result.stderr
     assert "out-of-scope sent to triage" in result.stderr  # `oos` rows are not a class
     assert "holdout" not in result.stderr  # the table shows figures, not internals
+
+
+def test_training_on_text_not_in_english_is_said_plainly(tmp_path: Path) -> None:
+    german = load_xsid(DatasetStore(settings_for(tmp_path)), "de")
+    frame = pd.DataFrame({"text": [s.text for s in german], "label": [s.intent for s in german]})
+    frame = frame.groupby("label").filter(lambda rows: len(rows) >= 5)  # xSID has 1-example ones
+    data = tmp_path / "german.csv"
+    frame.to_csv(data, index=False)
+    result = run(tmp_path, "train", "--data", str(data), "--model", "tfidf")
+    # Trained all the same, with a warning that names the languages and what it means.
+    assert "inquiry-router version 1" in result.stderr
+    warning = " ".join(result.stderr.split())
+    assert "of the training text is English (de 9" in warning
+    assert "Models are meant to learn from English" in warning
+    registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=registry, registry_uri=registry)
+    champion = client.get_model_version_by_alias("inquiry-router", "champion")
+    assert client.get_run(champion.run_id).data.params["training_languages"].startswith("de:0.9")
 
 
 def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..datasets import (
     load_source,
     split_out_of_scope,
 )
+from ..domain import UNDETERMINED
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .encoders import USE_NAME, EncoderError, UniversalSentenceEncoder, ensure_e5
@@ -125,6 +127,36 @@ class TrainingReport:
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
+ENGLISH_SHARE_TO_WARN = 0.5
+
+
+def _training_languages(
+    settings: Settings, texts: Sequence[str], step: Callable[[str], None]
+) -> str:
+    """The languages of the training text as the router would detect them (undetermined text
+    counts as English), the five most common with their shares, e.g. ``en:0.981,de:0.019``.
+
+    Models are meant to learn from English: the router reads text not written in English with
+    the multilingual members alone, translated to English where an engine can, and the
+    evaluation after training reads the held-out text as English. Training text mostly in
+    another language is accepted, and said plainly."""
+    from ..pipeline import ENGLISH, build_detector
+
+    guesses = build_detector(settings).detect_batch(list(texts), [None] * len(texts))
+    counts = Counter(ENGLISH if g.language == UNDETERMINED else g.language for g in guesses)
+    shares = [(language, n / len(texts)) for language, n in counts.most_common(5)]
+    described = ",".join(f"{language}:{share:.3f}" for language, share in shares)
+    english = counts.get(ENGLISH, 0) / len(texts)
+    if english < ENGLISH_SHARE_TO_WARN:
+        most = ", ".join(f"{language} {share:.0%}" for language, share in shares)
+        step(
+            f"warning: {english:.0%} of the training text is English ({most}). Models are "
+            "meant to learn from English: the router translates other languages to English "
+            "where an engine can and reads them apart from English (the ensembles with their "
+            "multilingual members only), so routing in those languages can be worse than the "
+            "evaluation below, which reads the held-out text as English"
+        )
+    return described
 
 
 def _translated_validation(
@@ -461,6 +493,7 @@ def train(
         step(f"encoder: multilingual-e5-small from {encoder_source.source}")
         set_encoder_resolver(lambda _name: encoder_source.path)
 
+    languages = _training_languages(settings, train_frame["text"].tolist(), step)
     started = time.perf_counter()
     estimator, calibration = fit_calibrated(
         kind,
@@ -502,6 +535,7 @@ def train(
         "n_train": len(train_frame),
         "n_eval": len(test_frame),
         "n_classes": int(train_frame["label"].nunique()),
+        "training_languages": languages,
         "temperature": round(calibration.temperature, 4),
         "multilingual_temperature": round(calibration.multilingual_temperature, 4),
         "multilingual_members": "+".join(
