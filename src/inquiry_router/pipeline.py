@@ -24,6 +24,12 @@ from .translation import Translator, build_translator
 ENGLISH = "en"
 
 
+def read_as(guess: LanguageGuess) -> str:
+    """The language text is read as: undetermined text is mostly short English ("Change
+    currency"), so it is read as English."""
+    return ENGLISH if guess.language == UNDETERMINED else guess.language
+
+
 @dataclass(frozen=True)
 class Reading:
     """What the classifier made of a batch of inquiries, before any routing."""
@@ -44,9 +50,8 @@ def read(
     texts = [inquiry.text for inquiry in inquiries]
     guesses = detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
     translations = translator.translate_batch(texts, [g.language for g in guesses])
-    # Undetermined text is mostly short English ("Change currency"): read it as such.
     native_english = [
-        g.language in (ENGLISH, UNDETERMINED) and not t.translated
+        read_as(g) == ENGLISH and not t.translated
         for g, t in zip(guesses, translations, strict=True)
     ]
     # A translation is read beside what was written: each loses something the other keeps.

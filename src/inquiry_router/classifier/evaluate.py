@@ -23,13 +23,13 @@ from ..datasets import (
     read_labeled_file,
     split_out_of_scope,
 )
-from ..domain import UNDETERMINED, InquiryText
+from ..domain import InquiryText
 from ..pipeline import (
-    ENGLISH,
     Reading,
     build_detector,
     foreign_threshold,
     read,
+    read_as,
     triage_threshold,
 )
 from ..registry import ModelRegistry
@@ -63,9 +63,7 @@ def _record_languages(
         return
     predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
-    languages = np.asarray(
-        [ENGLISH if g.language == UNDETERMINED else g.language for g in reading.guesses]
-    )
+    languages = np.asarray([read_as(g) for g in reading.guesses])
     for language in sorted(set(languages)):
         rows = languages == language
         evaluation.extra[f"accuracy.{language}"] = float(right[rows].mean())

@@ -29,7 +29,6 @@ from ..datasets import (
     load_source,
     split_out_of_scope,
 )
-from ..domain import UNDETERMINED
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .encoders import USE_NAME, EncoderError, UniversalSentenceEncoder, ensure_e5
@@ -140,10 +139,10 @@ def _training_languages(
     the multilingual members alone, translated to English where an engine can, and the
     evaluation after training reads the held-out text as English. Training text mostly in
     another language is accepted, and said plainly."""
-    from ..pipeline import ENGLISH, build_detector
+    from ..pipeline import ENGLISH, build_detector, read_as
 
     guesses = build_detector(settings).detect_batch(list(texts), [None] * len(texts))
-    counts = Counter(ENGLISH if g.language == UNDETERMINED else g.language for g in guesses)
+    counts = Counter(read_as(g) for g in guesses)
     shares = [(language, n / len(texts)) for language, n in counts.most_common(5)]
     described = ",".join(f"{language}:{share:.3f}" for language, share in shares)
     english = counts.get(ENGLISH, 0) / len(texts)
