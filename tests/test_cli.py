@@ -6,17 +6,17 @@ import json
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from inquiry_router.datasets import DatasetStore, load_xsid
+from .argos_pack import build_tiny_pack
+from .conftest import CLI, DECISION_FIELDS, env_for, xsid_training_file
 
-from .conftest import CLI, DECISION_FIELDS, env_for, settings_for
 
-
-def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [CLI, *args], env=env_for(home), capture_output=True, text=True, timeout=300
+        [CLI, *args], env=env_for(home, **(env or {})), capture_output=True, text=True, timeout=300
     )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -68,22 +68,38 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     assert "holdout" not in result.stderr  # the table shows figures, not internals
 
 
-def test_training_on_text_not_in_english_is_said_plainly(tmp_path: Path) -> None:
-    german = load_xsid(DatasetStore(settings_for(tmp_path)), "de")
-    frame = pd.DataFrame({"text": [s.text for s in german], "label": [s.intent for s in german]})
-    frame = frame.groupby("label").filter(lambda rows: len(rows) >= 5)  # xSID has 1-example ones
-    data = tmp_path / "german.csv"
-    frame.to_csv(data, index=False)
-    result = run(tmp_path, "train", "--data", str(data), "--model", "tfidf")
-    # Trained all the same, with a warning that names the languages and what it means.
+def test_a_model_trained_on_german_reads_german_as_written(tmp_path: Path) -> None:
+    data, desks_file = xsid_training_file(tmp_path, "de")
+    env = {"INQUIRY_ROUTER_DESKS_FILE": str(desks_file)}
+    result = run(tmp_path, "train", "--data", str(data), "--model", "tfidf", env=env)
+    # Training says which languages the model reads as written, and records them.
     assert "inquiry-router version 1" in result.stderr
-    warning = " ".join(result.stderr.split())
-    assert "of the training text is English (de 9" in warning
-    assert "Models are meant to learn from English" in warning
+    said = " ".join(result.stderr.split())
+    assert "The router reads de as written" in said
+    assert "languages read as written │ de" in said
     registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=registry, registry_uri=registry)
     champion = client.get_model_version_by_alias("inquiry-router", "champion")
-    assert client.get_run(champion.run_id).data.params["training_languages"].startswith("de:0.9")
+    params = client.get_run(champion.run_id).data.params
+    assert params["training_languages"].startswith("de:0.9")
+    assert params["native_languages"] == "de"
+
+    # With a German→English engine installed, German inquiries still go to the model as
+    # written: it learned German, not the engine's English. (This pack's English is gibberish.)
+    packs = tmp_path / "argos"
+    env.update(INQUIRY_ROUTER_ARGOS_PACKAGES_DIR=str(packs), INQUIRY_ROUTER_TRANSLATION_CACHE="")
+    pack = build_tiny_pack(tmp_path / "pack", from_code="de")
+    installed = run(tmp_path, "translation", "install", "--file", str(pack), env=env)
+    assert "installed de→en" in installed.stderr
+    classified = run(
+        tmp_path, "classify", "Stell bitte einen Wecker für morgen früh um 7 Uhr", env=env
+    )
+    decision = json.loads(classified.stdout)
+    assert decision["language"] == "de"
+    assert decision["translated"] is False
+    assert decision["translation_engine"] == "passthrough"
+    assert decision["english_text"] == "Stell bitte einen Wecker für morgen früh um 7 Uhr"
+    assert decision["intent"] == "alarm/set_alarm"
 
 
 def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:

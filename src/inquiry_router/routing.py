@@ -145,13 +145,14 @@ class Router:
     ) -> None:
         self.desk_map = desk_map
         self.threshold = threshold
-        # For text the model read without its English-only members (not written in English):
-        # chosen on translated validation, never below the English one. None: the same.
+        # For foreign text, which the model read without the members that know only its training
+        # languages (English, usually): chosen on translated validation, never below the
+        # native one. None: the same.
         self.foreign_threshold = threshold if foreign_threshold is None else foreign_threshold
 
     def threshold_for(self, desk: str, foreign: bool = False) -> float:
         """A desk's own threshold (desks.yaml) when it sets one, else the model's: for text not
-        written in English, the foreign-text one."""
+        written in a language the model was trained on, the foreign-text one."""
         override = self.desk_map.desks[desk].threshold if desk in self.desk_map.desks else None
         if override is not None:
             return override
@@ -159,7 +160,8 @@ class Router:
 
     def route(self, prediction: Prediction, foreign: bool = False) -> tuple[Prediction, Routing]:
         """The routing, and the prediction restated so its intent belongs to the chosen desk.
-        ``foreign``: the text was not written in English (the foreign-text threshold applies)."""
+        ``foreign``: the text was not written in a language the model was trained on (the
+        foreign-text threshold applies)."""
         desk_probability: dict[str, float] = {}
         for intent, probability in prediction.probabilities.items():
             desk = self.desk_map.desk_for(intent) or self.desk_map.triage_desk

