@@ -9,7 +9,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from .argos_pack import build_tiny_pack
-from .conftest import CLI, DECISION_FIELDS, env_for, xsid_training_file
+from .conftest import CLI, DECISION_FIELDS, ROOT, env_for, xsid_training_file
 
 
 def run(
@@ -177,6 +177,24 @@ def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path:
     files = {f.path for f in client.list_artifacts(run_id, "evaluation")}
     assert "evaluation/coverage_precision.png" in files
     assert "evaluation/confusion_matrix.png" in files
+
+    # A desk's own threshold in desks.yaml holds in the evaluation as it does in the router.
+    strict = tmp_path / "desks.yaml"
+    strict.write_text(
+        (ROOT / "data" / "desks.yaml")
+        .read_text()
+        .replace("  cards:\n", "  cards:\n    threshold: 1.0\n", 1)
+    )
+    held = run(
+        trained_home,
+        "evaluate",
+        "--data",
+        str(data),
+        env={"INQUIRY_ROUTER_DESKS_FILE": str(strict)},
+    )
+    held_id = held.stdout.split("MLflow run")[1].split()[1].strip("│ ")
+    assert logged.data.metrics["auto_routed_coverage"] > 0
+    assert client.get_run(held_id).data.metrics["auto_routed_coverage"] == 0.0
 
     unknown = tmp_path / "unknown.csv"
     unknown.write_text("text,label\nhello,greeting\n")

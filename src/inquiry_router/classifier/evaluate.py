@@ -34,20 +34,38 @@ from ..pipeline import (
     triage_threshold,
 )
 from ..registry import ModelRegistry
-from ..routing import DeskMap, DeskMapError
+from ..routing import DeskMap, DeskMapError, Router
 from ..translation import build_translator
-from .evaluation import Evaluation, evaluate_probabilities, record_out_of_scope, write_report
+from .evaluation import (
+    Evaluation,
+    evaluate_probabilities,
+    record_out_of_scope,
+    routing_scores,
+    write_report,
+)
 
 
 def _row_thresholds(
-    reading: Reading, threshold: float, foreign_bar: float | None
+    reading: Reading,
+    classes: list[str],
+    desk_map: DeskMap | None,
+    threshold: float,
+    foreign_bar: float | None,
 ) -> np.ndarray | None:
-    """Each row's threshold where foreign text (in a language the model was not trained on) has
-    its own; None where one serves all."""
+    """Each row's threshold as the router applies it: the best desk's own (desks.yaml) where it
+    sets one, else the model's, the foreign-text one for foreign text (in a language the model
+    was not trained on). None where one threshold serves every row."""
     foreign = ~np.asarray(reading.native, dtype=bool)
-    if foreign_bar is None or not foreign.any():
-        return None
-    return np.where(foreign, foreign_bar, threshold)
+    if desk_map is None:  # intents without desks: no desk thresholds either
+        if foreign_bar is None or not foreign.any():
+            return None
+        return np.where(foreign, foreign_bar, threshold)
+    router = Router(desk_map, threshold, foreign_bar)
+    desks = routing_scores(reading.probabilities, classes, None, desk_map).routed
+    assert desks is not None
+    return np.array(
+        [router.threshold_for(str(desk), bool(f)) for desk, f in zip(desks, foreign, strict=True)]
+    )
 
 
 def _record_languages(
@@ -133,7 +151,7 @@ def evaluate_model(
         gold,
         desk_map,
         threshold,
-        _row_thresholds(reading, threshold, foreign_bar),
+        _row_thresholds(reading, classifier.classes, desk_map, threshold, foreign_bar),
     )
     _record_languages(evaluation, reading, classifier.classes, gold, threshold, foreign_bar)
     if out_of_scope:
@@ -144,7 +162,7 @@ def evaluate_model(
             outside.probabilities,
             classifier.classes,
             desk_map,
-            _row_thresholds(outside, threshold, foreign_bar),
+            _row_thresholds(outside, classifier.classes, desk_map, threshold, foreign_bar),
         )
     with tempfile.TemporaryDirectory() as scratch:
         files = write_report(evaluation, probabilities, classifier.classes, gold, Path(scratch))

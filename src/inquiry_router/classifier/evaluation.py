@@ -35,6 +35,7 @@ class RoutingScores:
     confidence: np.ndarray
     correct: np.ndarray
     weight: np.ndarray | None = None  # how much each example counts; None: equally
+    routed: np.ndarray | None = None  # the group each example goes to, when known
 
 
 def routing_scores(
@@ -57,12 +58,14 @@ def routing_scores(
             membership[i, groups.index(desk_map.desk_for(label) or "")] = 1.0
         group_probabilities = probabilities @ membership
     confidence = group_probabilities.max(1)
-    if gold is None:
-        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool))
     best = group_probabilities.argmax(1)
+    routed = np.asarray(groups, dtype=object)[best]
+    if gold is None:
+        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool), routed=routed)
     return RoutingScores(
         confidence,
         np.array([groups[b] == group_of(g) for b, g in zip(best, gold, strict=True)]),
+        routed=routed,
     )
 
 
