@@ -15,8 +15,10 @@ from inquiry_router.classifier.models import EmbeddingClassifier, TemperatureSca
 from inquiry_router.classifier.training import (
     _choose_foreign_members,
     _validation_split,
+    fit_calibrated,
     train,
 )
+from inquiry_router.datasets import DatasetStore, load_xsid
 from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import build_pipeline, read
 from inquiry_router.translation.engines import ApertiumEngine
@@ -102,6 +104,36 @@ def test_foreign_text_is_calibrated_on_machine_translated_validation(
     assert float(run.data.params["foreign_threshold"]) == pytest.approx(
         model.estimator.foreign_threshold_, abs=1e-4
     )
+
+
+@pytest.mark.skipif(
+    not {"es", "it"} <= ApertiumEngine().languages_from_english(),
+    reason="apertium is not installed (make setup installs it as root)",
+)
+def test_foreign_text_is_calibrated_on_the_english_validation_texts_only(tmp_path: Path) -> None:
+    # Half English, half German: Apertium translates from English, so only the English
+    # validation texts are translated into Spanish and Italian to calibrate foreign text on.
+    store = DatasetStore(settings_for(tmp_path))
+    sentences = load_xsid(store, "en")[:150] + load_xsid(store, "de")[150:]
+    frame = pd.DataFrame(
+        {"text": [s.text for s in sentences], "label": [s.intent for s in sentences]}
+    )
+    languages = ["en"] * 150 + ["de"] * 150
+    said: list[str] = []
+    model, calibration = fit_calibrated(
+        "use", frame, native_languages=("en", "de"), text_languages=languages, step=said.append
+    )
+    split = _validation_split(frame.assign(language=languages), seed=0)
+    assert split is not None
+    in_english = int((split[1]["language"] == "en").sum())
+    assert 0 < in_english < len(split[1])
+    assert (
+        f"calibrating foreign text on {in_english} English validation texts translated into es, it"
+        in said
+    )
+    assert calibration.multilingual_calibration == "apertium:es,it"
+    assert calibration.foreign_threshold is not None
+    assert model.native_languages_ == ["en", "de"]
 
 
 def _ensemble_finetune_members() -> TemperatureScaled:

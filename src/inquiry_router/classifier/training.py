@@ -135,10 +135,11 @@ NATIVE_SHARE = 0.05
 
 def _training_languages(
     settings: Settings, texts: Sequence[str], step: Callable[[str], None]
-) -> tuple[str, list[str]]:
+) -> tuple[str, list[str], list[str]]:
     """The languages of the training text as the router would detect them (undetermined text
-    counts as English): the five most common with their shares, e.g. ``en:0.981,de:0.019``,
-    and those the model is to read as written (its native languages), most common first.
+    counts as English): the five most common with their shares, e.g. ``en:0.981,de:0.019``;
+    those the model is to read as written (its native languages), most common first; and each
+    text's.
 
     The router reads text in a native language as written, with every member, and holds it to
     the threshold chosen on validation; other languages are foreign text: translated to English
@@ -147,7 +148,8 @@ def _training_languages(
     from ..pipeline import build_detector, read_as
 
     guesses = build_detector(settings).detect_batch(list(texts), [None] * len(texts))
-    counts = Counter(read_as(g) for g in guesses)
+    each = [read_as(g) for g in guesses]
+    counts = Counter(each)
     shares = [(language, n / len(texts)) for language, n in counts.most_common(5)]
     described = ",".join(f"{language}:{share:.3f}" for language, share in shares)
     native = [language for language, n in counts.most_common() if n / len(texts) >= NATIVE_SHARE]
@@ -159,7 +161,7 @@ def _training_languages(
             "every member; other languages are foreign text, translated to English where an "
             "engine can and read by the multilingual members"
         )
-    return described, native
+    return described, native, each
 
 
 def _translated_validation(
@@ -182,7 +184,10 @@ def _translated_validation(
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         step(f"apertium failed ({error}); foreign text calibrated on English")
         return {}
-    step(f"calibrating foreign text on validation translated into {', '.join(languages)}")
+    step(
+        f"calibrating foreign text on {len(texts):,} English validation texts translated into "
+        f"{', '.join(languages)}"
+    )
     return translated
 
 
@@ -326,6 +331,7 @@ def fit_calibrated(
     desk_map: DeskMap | None = None,
     target_precision: float = 0.97,
     native_languages: Sequence[str] = (ENGLISH,),
+    text_languages: Sequence[str] | None = None,
     step: Callable[[str], None] = lambda _message: None,
 ) -> tuple[Any, Calibration]:
     """The training recipe: fit on 85 % of ``frame``; on the other 15 % fit the temperatures,
@@ -334,8 +340,11 @@ def fit_calibrated(
     Too little data to hold any out: no calibration, the default threshold.
 
     ``native_languages``: what ``frame`` is written in, most common first; the model reads them
-    as written (``native_languages_``), and everything else as foreign text."""
+    as written (``native_languages_``), and everything else as foreign text. ``text_languages``:
+    each text's, where known (else all in the first native language)."""
     calibration = Calibration()
+    if text_languages is not None:
+        frame = frame.assign(language=list(text_languages))
     split = _validation_split(frame, seed)
     if split is not None:
         fit_frame, validation = split
@@ -369,8 +378,10 @@ def _calibrate(
     language: str,
     step: Callable[[str], None],
 ) -> Calibration:
-    """``language``: the validation text's main language. Apertium translates from English, so
-    only English validation is translated to calibrate foreign text on."""
+    """``language``: the training text's main language; each validation text's is in its
+    ``language`` column where known, else assumed to be that. Apertium translates from
+    English, so foreign text is calibrated on the English validation texts, translated, when
+    English is the main language."""
     calibration = Calibration()
     # Each member reads the validation texts once; the mixes below reuse its answers.
     validation_texts = validation["text"].tolist()
@@ -388,8 +399,13 @@ def _calibrate(
     multilingual = estimator.multilingual_members
     if multilingual:
         translated: dict[str, list[str]] = {}
-        if language == ENGLISH:
-            translated = _translated_validation(validation_texts, step)
+        english = np.full(len(validation), language == ENGLISH)
+        if "language" in validation:
+            english = validation["language"].to_numpy() == ENGLISH
+        if language == ENGLISH and english.any():
+            translated = _translated_validation(
+                [text for text, e in zip(validation_texts, english, strict=True) if e], step
+            )
         else:
             calibration.multilingual_calibration = language
             step(
@@ -400,8 +416,8 @@ def _calibrate(
             # Calibrated on the text it will read: foreign text is read less well than
             # English, and an English-fitted temperature makes it overconfident.
             foreign = [text for texts in translated.values() for text in texts]
-            known_foreign = np.tile(known, len(translated))
-            gold_foreign = np.tile(gold_index, len(translated))[known_foreign]
+            known_foreign = np.tile(known[english], len(translated))
+            gold_foreign = np.tile(gold_index[english], len(translated))[known_foreign]
             foreign_by_member = {
                 i: member.predict_proba(foreign)[known_foreign]
                 for i, member in enumerate(estimator.members)
@@ -519,7 +535,9 @@ def train(
         step(f"encoder: multilingual-e5-small from {encoder_source.source}")
         set_encoder_resolver(lambda _name: encoder_source.path)
 
-    languages, native_languages = _training_languages(settings, train_frame["text"].tolist(), step)
+    languages, native_languages, text_languages = _training_languages(
+        settings, train_frame["text"].tolist(), step
+    )
     started = time.perf_counter()
     estimator, calibration = fit_calibrated(
         kind,
@@ -530,6 +548,7 @@ def train(
         desk_map=desk_map,
         target_precision=settings.target_precision,
         native_languages=native_languages,
+        text_languages=text_languages,
         step=step,
     )
     threshold = calibration.threshold
