@@ -98,6 +98,7 @@ def test_a_model_trained_on_german_reads_german_as_written(tmp_path: Path) -> No
     assert decision["language"] == "de"
     assert decision["translated"] is False
     assert decision["translation_engine"] == "passthrough"
+    assert decision["translation_note"] == "the model was trained on 'de'"
     assert decision["english_text"] == "Stell bitte einen Wecker für morgen früh um 7 Uhr"
     assert decision["intent"] == "alarm/set_alarm"
 

@@ -123,7 +123,7 @@ class TrainingReport:
     sources: list[str]
     encoder_source: str | None = None  # multilingual-e5-small's, when the kind reads it
     use_source: str | None = None  # the Universal Sentence Encoder's, when the kind reads it
-    foreign_text: str | None = None  # how text not written in English is read and routed
+    foreign_text: str | None = None  # how foreign text (not in native_languages) is read, routed
     native_languages: tuple[str, ...] = (ENGLISH,)  # read as written, with every member
 
 
@@ -653,14 +653,16 @@ def train(
 
 
 def _describe_foreign(estimator: Any, calibration: Calibration) -> str | None:
-    """How the model reads text not written in English, for the training summary."""
+    """How the model reads foreign text (not in its native languages), for the training
+    summary."""
     members = getattr(estimator, "multilingual_members", [])
     if not members:
         return None
     if calibration.foreign_threshold is None and members == estimator.native_members:
         return None
+    native = getattr(estimator, "native_languages_", None) or [ENGLISH]
     threshold = (
-        "the English threshold"
+        ("the English threshold" if native == [ENGLISH] else f"the {'/'.join(native)} threshold")
         if calibration.foreign_threshold is None
         else f"threshold {calibration.foreign_threshold:.3f}"
     )
