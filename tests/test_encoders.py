@@ -95,8 +95,9 @@ def test_the_compute_dtype_follows_the_hardware_unless_told(
 
     monkeypatch.delenv("INQUIRY_ROUTER_BF16", raising=False)
     assert compute_dtype("cuda") == torch.bfloat16
-    amx = torch.cpu._is_amx_tile_supported()
-    assert compute_dtype("cpu") == (torch.bfloat16 if amx else torch.float32)
+    # bf16 where the CPU has bf16 arithmetic (AMX tiles or AVX512-BF16), else fp32.
+    bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert compute_dtype("cpu") == (torch.bfloat16 if bf16 else torch.float32)
     monkeypatch.setenv("INQUIRY_ROUTER_BF16", "1")
     assert compute_dtype("cpu") == torch.bfloat16
     monkeypatch.setenv("INQUIRY_ROUTER_BF16", "0")

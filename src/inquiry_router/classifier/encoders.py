@@ -321,8 +321,10 @@ def download_e5(target: Path, timeout_s: float = 20.0) -> EncoderSource:
 
 def compute_dtype(device_type: str) -> Any:
     """The dtype the encoder computes in: bf16 where it is the faster one, on CUDA and on CPUs
-    with AMX tiles (e5 encoded 2x faster in bf16 than fp32 on an AMX Xeon); fp32 on other CPUs
-    (on a 2-core AVX-512 Xeon without AMX, a fine-tuning step took 34 % longer in bf16).
+    with bf16 arithmetic: AMX tiles (e5 encoded 2x faster in bf16 than fp32 on an AMX Xeon) or
+    AVX512-BF16 (on a 2-core AMD EPYC with it, fine-tuning ran 26 % faster, classifying 45 %,
+    Banking77 throughput 89 -> 117 inquiries/s at the same accuracy). fp32 on other CPUs: on a
+    2-core AVX-512 Xeon without either, a fine-tuning step took 34 % longer in bf16.
     ``INQUIRY_ROUTER_BF16=1`` or ``0`` decides instead."""
     import torch
 
@@ -334,7 +336,8 @@ def compute_dtype(device_type: str) -> Any:
     if device_type == "cuda":
         return torch.bfloat16
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return torch.bfloat16 if amx() else torch.float32
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    return torch.bfloat16 if amx() or avx512_bf16() else torch.float32
 
 
 def ensure_e5(
