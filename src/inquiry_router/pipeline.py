@@ -22,10 +22,11 @@ from .routing import DeskMap, Router
 from .translation import Translator, build_translator
 
 
-def read_as(guess: LanguageGuess) -> str:
-    """The language text is read as: undetermined text is mostly short English ("Change
-    currency"), so it is read as English."""
-    return ENGLISH if guess.language == UNDETERMINED else guess.language
+def read_as(guess: LanguageGuess, native_languages: Sequence[str] = (ENGLISH,)) -> str:
+    """The language text is read as: undetermined text is mostly short ("Change currency",
+    "Wecker stellen"), in the language most of the model's training text was in, so it is read
+    as that one (English, unless the model was trained on another)."""
+    return native_languages[0] if guess.language == UNDETERMINED else guess.language
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def read(
     languages = classifier.native_languages
     translations = translator.translate_batch(texts, [g.language for g in guesses], languages)
     native = [
-        read_as(g) in languages and not t.translated
+        read_as(g, languages) in languages and not t.translated
         for g, t in zip(guesses, translations, strict=True)
     ]
     # A translation is read beside what was written: each loses something the other keeps.

@@ -43,6 +43,7 @@ from .evaluation import (
     routing_scores,
     write_report,
 )
+from .stage import TextClassifier
 
 
 def _row_thresholds(
@@ -71,19 +72,20 @@ def _row_thresholds(
 def _record_languages(
     evaluation: Evaluation,
     reading: Reading,
-    classes: list[str],
+    classifier: TextClassifier,
     gold: list[str],
     threshold: float,
     foreign_bar: float | None,
 ) -> None:
     """With foreign text among the data: accuracy and count per detected language
-    (undetermined text, read as English, counts as English) and the foreign-text threshold that
-    applied."""
+    (undetermined text counts as the model's main language, as the router reads it) and the
+    foreign-text threshold that applied."""
     if all(reading.native):
         return
-    predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
+    predicted = np.asarray(classifier.classes)[reading.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
-    languages = np.asarray([read_as(g) for g in reading.guesses])
+    native = classifier.native_languages
+    languages = np.asarray([read_as(g, native) for g in reading.guesses])
     for language in sorted(set(languages)):
         rows = languages == language
         evaluation.extra[f"accuracy.{language}"] = float(right[rows].mean())
@@ -153,7 +155,7 @@ def evaluate_model(
         threshold,
         _row_thresholds(reading, classifier.classes, desk_map, threshold, foreign_bar),
     )
-    _record_languages(evaluation, reading, classifier.classes, gold, threshold, foreign_bar)
+    _record_languages(evaluation, reading, classifier, gold, threshold, foreign_bar)
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
         outside = read(detector, translator, classifier, [InquiryText(t) for t in out_of_scope])

@@ -29,7 +29,7 @@ from ..datasets import (
     load_source,
     split_out_of_scope,
 )
-from ..domain import ENGLISH
+from ..domain import ENGLISH, UNDETERMINED
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .encoders import USE_NAME, EncoderError, UniversalSentenceEncoder, ensure_e5
@@ -137,9 +137,9 @@ def _training_languages(
     settings: Settings, texts: Sequence[str], step: Callable[[str], None]
 ) -> tuple[str, list[str], list[str]]:
     """The languages of the training text as the router would detect them (undetermined text
-    counts as English): the five most common with their shares, e.g. ``en:0.981,de:0.019``;
-    those the model is to read as written (its native languages), most common first; and each
-    text's.
+    counts as the most common language): the five most common with their shares, e.g.
+    ``en:0.981,de:0.019``; those the model is to read as written (its native languages), most
+    common first; and each text's.
 
     The router reads text in a native language as written, with every member, and holds it to
     the threshold chosen on validation; other languages are foreign text: translated to English
@@ -148,7 +148,10 @@ def _training_languages(
     from ..pipeline import build_detector, read_as
 
     guesses = build_detector(settings).detect_batch(list(texts), [None] * len(texts))
-    each = [read_as(g) for g in guesses]
+    # Undetermined text (short, mostly) counts as the language most of the rest is in.
+    determined = Counter(g.language for g in guesses if g.language != UNDETERMINED)
+    main = determined.most_common(1)[0][0] if determined else ENGLISH
+    each = [read_as(g, [main]) for g in guesses]
     counts = Counter(each)
     shares = [(language, n / len(texts)) for language, n in counts.most_common(5)]
     described = ",".join(f"{language}:{share:.3f}" for language, share in shares)
