@@ -1,9 +1,9 @@
 """``inquiry-router evaluate``: a registered model on a dataset's held-out split, read as the
 router reads it (language detected, translated where an engine can, each language held to its
 threshold; accuracy per language when not all of it is in the languages the model was trained
-on), with out-of-scope detection:
-on the data's own out-of-scope rows (CLINC150's, or a file's `oos` rows), or else on the
-background ones training uses (INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
+on), with out-of-scope detection: on the data's own out-of-scope rows (CLINC150's, or a file's
+`oos` rows), or else on the background ones training uses
+(INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE)."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def record_out_of_scope(
     thresholds: np.ndarray | None = None,
 ) -> None:
     """Add the share of out-of-scope messages the threshold sends to triage (``thresholds``:
-    each message's own, where text not in English has another)."""
+    each message's own, where foreign text or a desk has another)."""
     confidence = routing_scores(probabilities, classes, None, desk_map).confidence
     bar = evaluation.threshold if thresholds is None else thresholds
     evaluation.extra["oos_recall"] = float((confidence < bar).mean())
@@ -154,9 +154,9 @@ def evaluate_probabilities(
     threshold: float,
     row_thresholds: np.ndarray | None = None,
 ) -> Evaluation:
-    """``row_thresholds``: each row's own threshold where they differ (text not in English has
-    its own); coverage and precision are then as the router would route. The curve sweeps one
-    threshold over every row."""
+    """``row_thresholds``: each row's own threshold where they differ (foreign text and desks
+    with their own have theirs); coverage and precision are then as the router would route. The
+    curve sweeps one threshold over every row."""
     classes = list(classes)
     predicted = [classes[i] for i in probabilities.argmax(1)]
     desk_accuracy = None
