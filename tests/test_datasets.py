@@ -13,6 +13,7 @@ from inquiry_router.datasets import (
     load_source,
     load_xsid,
     read_labeled_file,
+    unsegment,
 )
 
 from .conftest import mirror_dir
@@ -67,6 +68,13 @@ def test_xsid_sentences_carry_text_gold_english_and_intent(tmp_path: Path) -> No
     assert first.text == "Regnet es heute?"
     assert first.text_en == "Is it going to rain today?"
     assert first.intent == "weather/find"
+
+
+def test_xsid_japanese_is_read_as_typed_not_word_segmented(tmp_path: Path) -> None:
+    # The file has "今日 は 雨 が 降り ます か" and a full-width question mark.
+    first = load_xsid(_store(tmp_path, mirror_dir()), "ja")[0]
+    assert first.text.startswith("今日は雨が降りますか")
+    assert unsegment("ArcLight Hollywood の 上映 時間") == "ArcLight Hollywood の上映時間"
 
 
 def test_user_files_need_text_and_label(tmp_path: Path) -> None:

