@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from inquiry_router.classifier.encoders import USE_NAME
+from inquiry_router.classifier.models import geometric_mean
 from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import Pipeline
 from inquiry_router.translation.engines import ApertiumEngine
@@ -62,8 +63,10 @@ def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> No
     decision = pipeline.run_one(InquiryText("hello"))
     assert decision.desk == "triage"
     assert decision.auto_routed is False
-    threshold = pipeline.router.threshold
-    assert f"< triage threshold {threshold:.2f}" in decision.reason
+    # Too short to tell its language: held to the stricter, foreign-text threshold.
+    assert decision.language == "und"
+    threshold = pipeline.router.foreign_threshold
+    assert "< triage " in decision.reason and f"threshold {threshold:.2f}" in decision.reason
     assert decision.desk_confidence < threshold
 
 
@@ -102,6 +105,26 @@ def test_text_not_in_english_is_read_by_the_multilingual_encoder(pipeline: Pipel
     assert decision.translated is False
     assert decision.intent == "lost_or_stolen_card"
     assert decision.desk == "cards"
+
+
+def test_text_in_an_undetermined_language_is_read_both_ways_and_held_to_the_stricter_bar(
+    pipeline: Pipeline,
+) -> None:
+    text = "Change currency"
+    decision = pipeline.run_one(InquiryText(text))
+    assert decision.language == "und"  # too short to tell
+    model = pipeline.classifier.model
+    as_native = model.predict_proba_by_language([text], [True])
+    as_foreign = model.predict_proba_by_language([text], [False])
+    both = model.predict_proba_by_language([text], [None])
+    assert not np.allclose(as_native, as_foreign)
+    assert np.allclose(both, geometric_mean([as_native, as_foreign]))
+    probability = both[0][pipeline.classifier.classes.index(decision.intent)]
+    assert decision.confidence == pytest.approx(probability, abs=1e-3)
+    # Unsure of the language, the router holds it to the stricter, foreign-text threshold.
+    router = pipeline.router
+    which = "foreign-text threshold" if router.foreign_threshold > router.threshold else "threshold"
+    assert f"{which} {router.foreign_threshold:.2f}" in decision.reason
 
 
 @pytest.mark.skipif(

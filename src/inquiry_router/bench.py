@@ -188,13 +188,16 @@ def bench_untranslated_routing(
     the training recipe (calibration, foreign-text members, threshold; no out-of-scope data) on
     the English sentences of four folds is scored on the fifth fold's sentences in each
     language, as written, as translated and both together (as the router reads a translated
-    inquiry), never on a sentence whose English it saw. Per
+    inquiry), never on a sentence whose English it saw. "as written" reads each sentence
+    knowing its language; "detected" as the router does, by the language it detects (foreign,
+    English, or undetermined and read both ways). Per
     language and variant: intent accuracy, and the share routed automatically (confidence at or
     above the model's triage threshold, its foreign-text one for text not written in English)
     with the precision of those."""
     import pandas as pd
 
     from .classifier.training import fit_calibrated
+    from .pipeline import build_detector, reads_as_written
     from .translation import build_translator
 
     translator = build_translator(settings)
@@ -203,6 +206,15 @@ def bench_untranslated_routing(
     fold_of = {index: index % folds for index in range(len(english))}
     wanted = languages or [code for code in xsid_languages() if code != "en"]
     by_language = {language: load_xsid(store, language) for language in ["en", *wanted]}
+    detector = build_detector(settings)
+    # As the router reads untranslated text: by the language detected in it.
+    detected = {
+        language: [
+            reads_as_written(guess.language, False)
+            for guess in detector.detect_batch([s.text for s in sentences])
+        ]
+        for language, sentences in by_language.items()
+    }
     translated: dict[str, list[str] | None] = {}
     for language in wanted:
         texts = [s.text for s in by_language[language]]
@@ -227,24 +239,27 @@ def bench_untranslated_routing(
             test_ids = [i for i in fold_of if fold_of[i] == fold and i < len(sentences)]
             gold = np.asarray([sentences[i].intent for i in test_ids])
             written = [sentences[i].text for i in test_ids]
-            variants: dict[str, tuple[list[str], list[str] | None]] = {
-                "as written": (written, None)
+            # Each variant: the texts, what was written where they are translations, and how
+            # each is read (True: as native, False: as foreign text, None: both ways).
+            variants: dict[str, tuple[list[str], list[str] | None, list[bool | None]]] = {
+                "as written": (written, None, [language == "en"] * len(written)),
+                "detected": (written, None, [detected[language][i] for i in test_ids]),
             }
             english_of = translated.get(language)
             if language != "en" and english_of is not None:
                 machine = [english_of[i] for i in test_ids]
-                variants["translated"] = (machine, None)
-                # What the router does: the translation read beside what was written.
-                variants["both"] = (machine, written)
-            for variant, (texts, originals) in variants.items():
                 # Machine-translated English goes, like foreign text, to the multilingual
                 # members only.
-                native = [language == "en"] * len(texts)
+                variants["translated"] = (machine, None, [False] * len(machine))
+                # What the router does: the translation read beside what was written.
+                variants["both"] = (machine, written, [False] * len(machine))
+            for variant, (texts, originals, native) in variants.items():
                 probabilities = model.predict_proba_by_language(texts, native, originals)
                 right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
-                threshold = calibration.threshold
-                if language != "en" and calibration.foreign_threshold is not None:
-                    threshold = calibration.foreign_threshold
+                foreign_bar = calibration.foreign_threshold or calibration.threshold
+                threshold = np.where(
+                    [n is True for n in native], calibration.threshold, foreign_bar
+                )
                 routed = probabilities.max(1) >= threshold
                 count = counts.setdefault((language, variant), Counter())
                 count["n"] += len(texts)

@@ -23,10 +23,27 @@ from .translation import Translator, build_translator
 
 
 def read_as(guess: LanguageGuess, native_languages: Sequence[str] = (ENGLISH,)) -> str:
-    """The language text is read as: undetermined text is mostly short ("Change currency",
-    "Wecker stellen"), in the language most of the model's training text was in, so it is read
-    as that one (English, unless the model was trained on another)."""
+    """The language text most likely is: undetermined text is mostly short ("Change currency",
+    "Wecker stellen"), in the language most of the model's training text was in (English,
+    unless the model was trained on another). Training counts its languages this way; the
+    router reads such text both ways (``reads_as_written``)."""
     return native_languages[0] if guess.language == UNDETERMINED else guess.language
+
+
+def reads_as_written(
+    language: str, translated: bool, native_languages: Sequence[str] = (ENGLISH,)
+) -> bool | None:
+    """How the classifier reads a text: True, as written in a language the model was trained
+    on, by every member; False, as foreign text (or a translation), by the multilingual
+    members, held to the foreign-text threshold; None, in an undetermined language, both ways
+    and held to the foreign-text threshold, the stricter one: a third of xSID's Danish and a
+    tenth of its Dutch is too short or too close to a neighbour to tell, and read as English
+    it lost accuracy."""
+    if translated:
+        return False
+    if language == UNDETERMINED:
+        return None
+    return language in native_languages
 
 
 @dataclass(frozen=True)
@@ -36,8 +53,9 @@ class Reading:
     guesses: list[LanguageGuess]
     translations: list[Translation]
     # Written in a language the model was trained on (English unless it records others), and
-    # read as written by every member; the rest is foreign text.
-    native: list[bool]
+    # read as written by every member; False: foreign text; None: undetermined, read both ways
+    # (``reads_as_written``).
+    native: list[bool | None]
     probabilities: np.ndarray  # one row an inquiry, one column a class
 
 
@@ -53,7 +71,7 @@ def read(
     languages = classifier.native_languages
     translations = translator.translate_batch(texts, [g.language for g in guesses], languages)
     native = [
-        read_as(g, languages) in languages and not t.translated
+        reads_as_written(g.language, t.translated, languages)
         for g, t in zip(guesses, translations, strict=True)
     ]
     # A translation is read beside what was written: each loses something the other keeps.
@@ -77,7 +95,9 @@ class Pipeline:
             return []
         reading = read(self.detector, self.translator, self.classifier, inquiries)
         predictions = predictions_from_proba(reading.probabilities, self.classifier.classes)
-        routed = self.router.route_batch(predictions, [not native for native in reading.native])
+        routed = self.router.route_batch(
+            predictions, [native is not True for native in reading.native]
+        )
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(

@@ -75,7 +75,7 @@ class IntentModel(PythonModel):
     def predict_proba_by_language(
         self,
         texts: list[str],
-        native: list[bool],
+        native: list[bool | None],
         originals: list[str | None] | None = None,
     ) -> Any:
         by_language = getattr(self.estimator, "predict_proba_by_language", None)

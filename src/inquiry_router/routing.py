@@ -152,7 +152,8 @@ class Router:
 
     def threshold_for(self, desk: str, foreign: bool = False) -> float:
         """A desk's own threshold (desks.yaml) when it sets one, else the model's: for text not
-        written in a language the model was trained on, the foreign-text one."""
+        written in a language the model was trained on, or in an undetermined one, the
+        foreign-text one."""
         override = self.desk_map.desks[desk].threshold if desk in self.desk_map.desks else None
         if override is not None:
             return override

@@ -30,7 +30,6 @@ from ..pipeline import (
     build_detector,
     foreign_threshold,
     read,
-    read_as,
     triage_threshold,
 )
 from ..registry import ModelRegistry
@@ -56,7 +55,7 @@ def _row_thresholds(
     """Each row's threshold as the router applies it: the best desk's own (desks.yaml) where it
     sets one, else the model's, the foreign-text one for foreign text (in a language the model
     was not trained on). None where one threshold serves every row."""
-    foreign = ~np.asarray(reading.native, dtype=bool)
+    foreign = np.asarray([native is not True for native in reading.native], dtype=bool)
     if desk_map is None:  # intents without desks: no desk thresholds either
         if foreign_bar is None or not foreign.any():
             return None
@@ -77,15 +76,14 @@ def _record_languages(
     threshold: float,
     foreign_bar: float | None,
 ) -> None:
-    """With foreign text among the data: accuracy and count per detected language
-    (undetermined text counts as the model's main language, as the router reads it) and the
-    foreign-text threshold that applied."""
-    if all(reading.native):
+    """With text not read as native among the data: accuracy and count per detected language
+    (``und`` for undetermined text, which the router reads both ways) and the foreign-text
+    threshold that applied."""
+    if all(native is True for native in reading.native):
         return
     predicted = np.asarray(classifier.classes)[reading.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
-    native = classifier.native_languages
-    languages = np.asarray([read_as(g, native) for g in reading.guesses])
+    languages = np.asarray([g.language for g in reading.guesses])
     for language in sorted(set(languages)):
         rows = languages == language
         evaluation.extra[f"accuracy.{language}"] = float(right[rows].mean())
