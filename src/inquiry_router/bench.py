@@ -256,7 +256,9 @@ def bench_untranslated_routing(
             for variant, (texts, originals, native) in variants.items():
                 probabilities = model.predict_proba_by_language(texts, native, originals)
                 right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
-                foreign_bar = calibration.foreign_threshold or calibration.threshold
+                foreign_bar = calibration.foreign_threshold
+                if foreign_bar is None:
+                    foreign_bar = calibration.threshold
                 threshold = np.where(
                     [n is True for n in native], calibration.threshold, foreign_bar
                 )

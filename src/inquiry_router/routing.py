@@ -161,8 +161,8 @@ class Router:
 
     def route(self, prediction: Prediction, foreign: bool = False) -> tuple[Prediction, Routing]:
         """The routing, and the prediction restated so its intent belongs to the chosen desk.
-        ``foreign``: the text was not written in a language the model was trained on (the
-        foreign-text threshold applies)."""
+        ``foreign``: the text was not written in a language the model was trained on, or its
+        language is undetermined (the foreign-text threshold applies)."""
         desk_probability: dict[str, float] = {}
         for intent, probability in prediction.probabilities.items():
             desk = self.desk_map.desk_for(intent) or self.desk_map.triage_desk
