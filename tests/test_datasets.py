@@ -75,6 +75,8 @@ def test_xsid_japanese_is_read_as_typed_not_word_segmented(tmp_path: Path) -> No
     first = load_xsid(_store(tmp_path, mirror_dir()), "ja")[0]
     assert first.text.startswith("今日は雨が降りますか")
     assert unsegment("ArcLight Hollywood の 上映 時間") == "ArcLight Hollywood の上映時間"
+    assert unsegment("明日 の 午前 1 1 時 に") == "明日の午前11時に"
+    assert unsegment("wake me at 7 30") == "wake me at 7 30"  # no CJK: left alone
 
 
 def test_user_files_need_text_and_label(tmp_path: Path) -> None:

@@ -113,6 +113,9 @@ def test_text_in_an_undetermined_language_is_read_both_ways_and_held_to_the_stri
     text = "Change currency"
     decision = pipeline.run_one(InquiryText(text))
     assert decision.language == "und"  # too short to tell
+    assert decision.translation_note == (
+        "language undetermined: read both as en and as foreign text"
+    )
     model = pipeline.classifier.model
     as_native = model.predict_proba_by_language([text], [True])
     as_foreign = model.predict_proba_by_language([text], [False])

@@ -326,21 +326,25 @@ class XsidSentence:
 
 
 # Ideographs, kana and full-width forms: Japanese and Chinese are written without spaces.
-_CJK = r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
-_SPACE_BETWEEN_CJK = re.compile(rf"(?<={_CJK}) +(?={_CJK})")
+_CJK = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_SPACE_IN_CJK = re.compile(f"(?<=[0-9{_CJK}]) +(?=[0-9{_CJK}])")
 
 
 def unsegment(text: str) -> str:
-    """Text as it is typed: xSID's Japanese comes word-segmented ("今日 は 雨 が 降り ます
-    か"), which nobody writes and which no tokenizer of the encoders was trained on. The
-    spaces between two CJK characters go; those beside Latin text ("ArcLight の") stay."""
-    return _SPACE_BETWEEN_CJK.sub("", text)
+    """Text as it is typed: xSID's Japanese comes word-segmented, numbers too ("午前 1 1 時
+    に"), which nobody writes and which no tokenizer of the encoders was trained on. In text
+    with CJK characters, spaces between two of them or digits go; those beside Latin text
+    ("ArcLight の") stay. Text without CJK characters is left alone."""
+    if not _HAS_CJK.search(text):
+        return text
+    return _SPACE_IN_CJK.sub("", text)
 
 
 def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
     """A language's xSID validation sentences, each with its gold English and intent, its
     text as typed (see ``unsegment``). Measured: Japanese read untranslated by the default
-    model's foreign-text members rose from 84.7 % to 87.3 % once joined."""
+    model's foreign-text members rose from 84.7 % to 88.0 % once joined."""
     fetched = store.fetch("xsid", f"{language}.valid.conll")
     sentences: list[XsidSentence] = []
     fields: dict[str, str] = {}

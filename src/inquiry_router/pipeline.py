@@ -8,7 +8,7 @@ data through the same first three steps (``read``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,6 +74,11 @@ def read(
         reads_as_written(g.language, t.translated, languages)
         for g, t in zip(guesses, translations, strict=True)
     ]
+    unsure = f"language undetermined: read both as {languages[0]} and as foreign text"
+    translations = [
+        replace(t, note=unsure) if n is None else t
+        for t, n in zip(translations, native, strict=True)
+    ]
     # A translation is read beside what was written: each loses something the other keeps.
     probabilities = classifier.probabilities(
         [t.english_text for t in translations],
@@ -107,6 +112,12 @@ class Pipeline:
 
     def run_one(self, inquiry: InquiryText) -> Decision:
         return self.run([inquiry])[0]
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """The first inference pays for lazy initialisation (kernels, caches, the encoder that
+    reads foreign text): pay it on one English and one German inquiry before serving."""
+    pipeline.run([InquiryText("Where is my card?"), InquiryText("Wo ist meine Karte?")])
 
 
 def build_detector(settings: Settings) -> LanguageDetector:

@@ -7,8 +7,7 @@ import threading
 import time
 
 from .config import Settings
-from .domain import InquiryText
-from .pipeline import Pipeline, build_pipeline
+from .pipeline import Pipeline, build_pipeline, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,8 @@ class PipelineHolder:
         preload.start()
         try:
             pipeline = build_pipeline(self.settings)
-            # The first inference pays for lazy initialisation (kernels, caches): pay it here,
-            # before /health says ready, not on a customer's request.
-            pipeline.run([InquiryText("Where is my card?"), InquiryText("Wo ist meine Karte?")])
+            # Before /health says ready, not on a customer's request.
+            warm_up(pipeline)
         except Exception as error:
             self._error = f"{type(error).__name__}: {error}"
             raise
