@@ -332,8 +332,9 @@ _SPACE_IN_CJK = re.compile(f"(?<=[0-9{_CJK}]) +(?=[0-9{_CJK}])")
 
 
 def unsegment(text: str) -> str:
-    """Text as it is typed: xSID's Japanese comes word-segmented, numbers too ("午前 1 1 時
-    に"), which nobody writes and which no tokenizer of the encoders was trained on. In text
+    """Text as it is typed: xSID's Japanese, and half of its Chinese, come word-segmented,
+    numbers too ("午前 1 1 時に"), which nobody writes and which no tokenizer of the encoders
+    was trained on. In text
     with CJK characters, spaces between two of them or digits go; those beside Latin text
     ("ArcLight の") stay. Text without CJK characters is left alone."""
     if not _HAS_CJK.search(text):
@@ -344,7 +345,8 @@ def unsegment(text: str) -> str:
 def load_xsid(store: DatasetStore, language: str) -> list[XsidSentence]:
     """A language's xSID validation sentences, each with its gold English and intent, its
     text as typed (see ``unsegment``). Measured: Japanese read untranslated by the default
-    model's foreign-text members rose from 84.7 % to 88.0 % once joined."""
+    model's foreign-text members rose from 84.7 % to 88.0 % once joined; Chinese went from
+    90.3 % to 90.0 %."""
     fetched = store.fetch("xsid", f"{language}.valid.conll")
     sentences: list[XsidSentence] = []
     fields: dict[str, str] = {}
