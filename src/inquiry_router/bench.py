@@ -199,7 +199,7 @@ def bench_untranslated_routing(
     import pandas as pd
 
     from .classifier.training import fit_calibrated
-    from .pipeline import build_detector, reads_as_written
+    from .pipeline import build_detector, held_as_foreign, reads_as_written
     from .translation import build_translator
 
     translator = build_translator(settings)
@@ -261,9 +261,7 @@ def bench_untranslated_routing(
                 foreign_bar = calibration.foreign_threshold
                 if foreign_bar is None:
                     foreign_bar = calibration.threshold
-                threshold = np.where(
-                    [n is True for n in native], calibration.threshold, foreign_bar
-                )
+                threshold = np.where(held_as_foreign(native), foreign_bar, calibration.threshold)
                 routed = probabilities.max(1) >= threshold
                 count = counts.setdefault((language, variant), Counter())
                 count["n"] += len(texts)

@@ -46,6 +46,12 @@ def reads_as_written(
     return language in native_languages
 
 
+def held_as_foreign(native: Sequence[bool | None]) -> list[bool]:
+    """Which texts the foreign-text threshold applies to: all but those read as native,
+    undetermined text included (``reads_as_written``)."""
+    return [n is not True for n in native]
+
+
 @dataclass(frozen=True)
 class Reading:
     """What the classifier made of a batch of inquiries, before any routing."""
@@ -100,9 +106,7 @@ class Pipeline:
             return []
         reading = read(self.detector, self.translator, self.classifier, inquiries)
         predictions = predictions_from_proba(reading.probabilities, self.classifier.classes)
-        routed = self.router.route_batch(
-            predictions, [native is not True for native in reading.native]
-        )
+        routed = self.router.route_batch(predictions, held_as_foreign(reading.native))
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(

@@ -29,6 +29,7 @@ from ..pipeline import (
     Reading,
     build_detector,
     foreign_threshold,
+    held_as_foreign,
     read,
     triage_threshold,
 )
@@ -42,7 +43,6 @@ from .evaluation import (
     routing_scores,
     write_report,
 )
-from .stage import TextClassifier
 
 
 def _row_thresholds(
@@ -55,7 +55,7 @@ def _row_thresholds(
     """Each row's threshold as the router applies it: the best desk's own (desks.yaml) where it
     sets one, else the model's, the foreign-text one for foreign text (in a language the model
     was not trained on). None where one threshold serves every row."""
-    foreign = np.asarray([native is not True for native in reading.native], dtype=bool)
+    foreign = np.asarray(held_as_foreign(reading.native), dtype=bool)
     if desk_map is None:  # intents without desks: no desk thresholds either
         if foreign_bar is None or not foreign.any():
             return None
@@ -71,7 +71,7 @@ def _row_thresholds(
 def _record_languages(
     evaluation: Evaluation,
     reading: Reading,
-    classifier: TextClassifier,
+    classes: list[str],
     gold: list[str],
     threshold: float,
     foreign_bar: float | None,
@@ -81,7 +81,7 @@ def _record_languages(
     threshold that applied."""
     if all(native is True for native in reading.native):
         return
-    predicted = np.asarray(classifier.classes)[reading.probabilities.argmax(1)]
+    predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
     languages = np.asarray([g.language for g in reading.guesses])
     for language in sorted(set(languages)):
@@ -153,7 +153,7 @@ def evaluate_model(
         threshold,
         _row_thresholds(reading, classifier.classes, desk_map, threshold, foreign_bar),
     )
-    _record_languages(evaluation, reading, classifier, gold, threshold, foreign_bar)
+    _record_languages(evaluation, reading, classifier.classes, gold, threshold, foreign_bar)
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
         outside = read(detector, translator, classifier, [InquiryText(t) for t in out_of_scope])

@@ -61,8 +61,8 @@ class TextClassifier:
         """Class probabilities, one row a text. ``native`` marks texts written in one of the
         ``native_languages`` (not translated): models with parts that know only those read the
         others with their multilingual parts alone; None, text in an undetermined language,
-        both ways. ``originals``: for machine-translated
-        texts, what was written; those parts read it too."""
+        both ways. ``originals``: for machine-translated texts, what was written; those parts
+        read it too."""
         by_language = getattr(self.model, "predict_proba_by_language", None)
         if native is not None and by_language is not None:
             written = None if originals is None else list(originals)
