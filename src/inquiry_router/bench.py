@@ -198,10 +198,20 @@ def bench_untranslated_routing(
     with the precision of those."""
     import pandas as pd
 
+    from .classifier.encoders import encoder_name, resolve_encoder
+    from .classifier.kinds import needs_e5
+    from .classifier.models import pin_encoder
     from .classifier.training import fit_calibrated
     from .pipeline import build_detector, held_as_foreign, reads_as_written
     from .translation import build_translator
 
+    encoder = encoder_name(settings.encoder)
+    if needs_e5(kind):
+        source = resolve_encoder(
+            encoder, settings.path(settings.encoders_dir), settings.encoder_source, settings.home
+        )
+        progress(f"encoder: {encoder} from {source.source}")
+        pin_encoder(encoder, source.path)
     translator = build_translator(settings)
     store = DatasetStore(settings)
     english = load_xsid(store, "en")
@@ -235,7 +245,9 @@ def bench_untranslated_routing(
                 "label": [english[i].intent for i in train_ids],
             }
         )
-        model, calibration = fit_calibrated(kind, frame, target_precision=settings.target_precision)
+        model, calibration = fit_calibrated(
+            kind, frame, target_precision=settings.target_precision, encoder=encoder
+        )
         for language, sentences in by_language.items():
             # xSID files align sentence by sentence with the English one (same ids, same order).
             test_ids = [i for i in fold_of if fold_of[i] == fold and i < len(sentences)]

@@ -199,7 +199,7 @@ def train(
     if "oos_recall" in evaluation.extra:
         table.add_row("out-of-scope sent to triage", f"{evaluation.extra['oos_recall']:.1%}")
     if report.encoder_source:
-        table.add_row("encoder", report.encoder_source)
+        table.add_row("encoder", f"{report.encoder} from {report.encoder_source}")
     if report.use_source:
         table.add_row("encoder (USE)", report.use_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")
@@ -614,6 +614,7 @@ def bench_translation_command(
     """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
     then the classifier's intent accuracy on untranslated vs translated text."""
     from .bench import bench_translation, bench_untranslated_routing
+    from .classifier.encoders import EncoderError
     from .datasets import xsid_languages
 
     if model_kind not in MODEL_KINDS:
@@ -643,7 +644,7 @@ def bench_translation_command(
     routing = _run_steps(
         "routing without translation",
         lambda step: bench_untranslated_routing(settings, language, kind=model_kind, progress=step),
-        errors=(ValueError,),
+        errors=(ValueError, EncoderError),
     )
     table = Table(
         "language",

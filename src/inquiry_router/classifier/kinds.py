@@ -7,7 +7,8 @@ DEFAULT_KIND = "ensemble-finetune"
 
 
 def needs_e5(kind: str) -> bool:
-    """Whether a kind reads multilingual-e5-small (the others need no encoder folder)."""
+    """Whether a kind reads the transformer encoder (multilingual-e5-small unless
+    `INQUIRY_ROUTER_ENCODER` names another); the others need no encoder folder."""
     return kind not in ("tfidf", "use")
 
 

@@ -36,11 +36,14 @@ EncoderResolver = Callable[[str], Path]
 
 
 def _default_resolver(name: str) -> Path:
+    """The folder of the encoder a model names, under this process's settings."""
     from ..config import get_settings
-    from .encoders import ensure_e5
+    from .encoders import resolve_encoder
 
     settings = get_settings()
-    return ensure_e5(settings.path(settings.encoders_dir), settings.encoder_source).path
+    return resolve_encoder(
+        name, settings.path(settings.encoders_dir), settings.encoder_source, home=settings.home
+    ).path
 
 
 _resolver: EncoderResolver = _default_resolver
@@ -52,16 +55,22 @@ def set_encoder_resolver(resolver: EncoderResolver) -> None:
     _resolver = resolver
 
 
+def pin_encoder(name: str, folder: Path) -> None:
+    """This process reads encoder ``name`` from ``folder`` (training resolved it under its own
+    settings); any other name, a loaded model's, is resolved as usual."""
+    set_encoder_resolver(lambda wanted: folder if wanted == name else _default_resolver(wanted))
+
+
 def shared_encoder(name: str) -> Any:
     """One loaded encoder per process, shared by every model that names it."""
-    from .encoders import USE_NAME, SentenceEncoder, UniversalSentenceEncoder
+    from .encoders import USE_NAME, SentenceEncoder, UniversalSentenceEncoder, encoder_prefix
 
     with _encoders_lock:
         if name not in _encoders:
             if name == USE_NAME:
                 _encoders[name] = UniversalSentenceEncoder()
             else:
-                _encoders[name] = SentenceEncoder(_resolver(name))
+                _encoders[name] = SentenceEncoder(_resolver(name), prefix=encoder_prefix(name))
         return _encoders[name]
 
 
@@ -263,7 +272,11 @@ def fit_temperature(probabilities: np.ndarray, gold_index: np.ndarray) -> float:
     return float(result.x)
 
 
-def build_model(kind: str, seed: int = 0, epochs: int = 4) -> Any:
+def build_model(
+    kind: str, seed: int = 0, epochs: int = 4, encoder: str = "multilingual-e5-small"
+) -> Any:
+    """A fresh, unfitted model of ``kind``; ``encoder`` names the transformer encoder its e5
+    and fine-tuned members read (``encoders.encoder_name``)."""
     from .encoders import USE_NAME
     from .finetune import FineTunedEncoderClassifier
 
@@ -273,26 +286,32 @@ def build_model(kind: str, seed: int = 0, epochs: int = 4) -> Any:
         return EmbeddingClassifier(encoder=USE_NAME, C=30.0, reads_english=reads_english)
 
     if kind == "finetune":
-        return TemperatureScaled([FineTunedEncoderClassifier(epochs=epochs, seed=seed)])
+        return TemperatureScaled(
+            [FineTunedEncoderClassifier(encoder=encoder, epochs=epochs, seed=seed)]
+        )
     if kind == "ensemble-finetune":
         # The fine-tuned member goes before the frozen one: its encoder pass caches the
         # sentence embeddings that the frozen one then reads for free.
         return TemperatureScaled(
             [
                 build_tfidf_model(random_state=seed),
-                FineTunedEncoderClassifier(epochs=epochs, seed=seed),
-                EmbeddingClassifier(),
+                FineTunedEncoderClassifier(encoder=encoder, epochs=epochs, seed=seed),
+                EmbeddingClassifier(encoder=encoder),
                 use(reads_english=False),
             ]
         )
     if kind == "tfidf":
         return TemperatureScaled([build_tfidf_model(random_state=seed)])
     if kind == "e5":
-        return TemperatureScaled([EmbeddingClassifier()])
+        return TemperatureScaled([EmbeddingClassifier(encoder=encoder)])
     if kind == "use":
         return TemperatureScaled([use()])
     if kind == "ensemble":
         return TemperatureScaled(
-            [build_tfidf_model(random_state=seed), EmbeddingClassifier(), use(reads_english=False)]
+            [
+                build_tfidf_model(random_state=seed),
+                EmbeddingClassifier(encoder=encoder),
+                use(reads_english=False),
+            ]
         )
     raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")

@@ -32,7 +32,14 @@ from ..datasets import (
 from ..domain import ENGLISH, UNDETERMINED
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
-from .encoders import USE_NAME, EncoderError, UniversalSentenceEncoder, ensure_e5
+from .encoders import (
+    E5_FOLDER,
+    USE_NAME,
+    EncoderError,
+    UniversalSentenceEncoder,
+    encoder_name,
+    resolve_encoder,
+)
 from .evaluation import (
     DEFAULT_THRESHOLD,
     Evaluation,
@@ -49,8 +56,8 @@ from .models import (
     fit_temperature,
     geometric_mean,
     member_name,
+    pin_encoder,
     scale,
-    set_encoder_resolver,
 )
 from .tfidf import DEFAULT_PARAMS
 
@@ -121,7 +128,8 @@ class TrainingReport:
     n_classes: int
     train_seconds: float
     sources: list[str]
-    encoder_source: str | None = None  # multilingual-e5-small's, when the kind reads it
+    encoder_source: str | None = None  # the transformer encoder's, when the kind reads one
+    encoder: str | None = None  # its name, as the model records it
     use_source: str | None = None  # the Universal Sentence Encoder's, when the kind reads it
     foreign_text: str | None = None  # how foreign text (not in native_languages) is read, routed
     native_languages: tuple[str, ...] = (ENGLISH,)  # read as written, with every member
@@ -335,6 +343,7 @@ def fit_calibrated(
     target_precision: float = 0.97,
     native_languages: Sequence[str] = (ENGLISH,),
     text_languages: Sequence[str] | None = None,
+    encoder: str = E5_FOLDER,
     step: Callable[[str], None] = lambda _message: None,
 ) -> tuple[Any, Calibration]:
     """The training recipe: fit on 85 % of ``frame``; on the other 15 % fit the temperatures,
@@ -344,7 +353,8 @@ def fit_calibrated(
 
     ``native_languages``: what ``frame`` is written in, most common first; the model reads them
     as written (``native_languages_``), and everything else as foreign text. ``text_languages``:
-    each text's, where known (else all in the first native language)."""
+    each text's, where known (else all in the first native language). ``encoder``: the
+    transformer encoder the e5 and fine-tuned members read (``encoders.encoder_name``)."""
     calibration = Calibration()
     if text_languages is not None:
         frame = frame.assign(language=list(text_languages))
@@ -352,7 +362,7 @@ def fit_calibrated(
     if split is not None:
         fit_frame, validation = split
         step(f"fitting {kind} on {len(fit_frame):,} examples to calibrate on {len(validation):,}")
-        estimator = build_model(kind, seed, epochs).fit(
+        estimator = build_model(kind, seed, epochs, encoder).fit(
             fit_frame["text"].tolist(), fit_frame["label"].tolist()
         )
         calibration = _calibrate(
@@ -366,7 +376,7 @@ def fit_calibrated(
         )
     intents = frame["label"].nunique()
     step(f"fitting {kind} on all {len(frame):,} examples, {intents} intents")
-    estimator = build_model(kind, seed, epochs)
+    estimator = build_model(kind, seed, epochs, encoder)
     estimator.fit(frame["text"].tolist(), frame["label"].tolist())
     estimator.native_languages_ = list(native_languages)
     return calibration.apply(estimator), calibration
@@ -529,14 +539,20 @@ def train(
         desk_map = None
 
     encoder_source = None
+    encoder = encoder_name(settings.encoder)
     if needs_e5(kind):
-        encoders_dir = settings.path(settings.encoders_dir)
         try:
-            encoder_source = ensure_e5(encoders_dir, settings.encoder_source, log=step)
+            encoder_source = resolve_encoder(
+                encoder,
+                settings.path(settings.encoders_dir),
+                settings.encoder_source,
+                home=settings.home,
+                log=step,
+            )
         except EncoderError as error:
             raise TrainingError(str(error)) from error
-        step(f"encoder: multilingual-e5-small from {encoder_source.source}")
-        set_encoder_resolver(lambda _name: encoder_source.path)
+        step(f"encoder: {encoder} from {encoder_source.source}")
+        pin_encoder(encoder, encoder_source.path)
 
     languages, native_languages, text_languages = _training_languages(
         settings, train_frame["text"].tolist(), step
@@ -552,6 +568,7 @@ def train(
         target_precision=settings.target_precision,
         native_languages=native_languages,
         text_languages=text_languages,
+        encoder=encoder,
         step=step,
     )
     threshold = calibration.threshold
@@ -587,6 +604,7 @@ def train(
         "n_classes": int(train_frame["label"].nunique()),
         "training_languages": languages,
         "native_languages": ",".join(native_languages),
+        **({"encoder": encoder} if needs_e5(kind) else {}),
         "temperature": round(calibration.temperature, 4),
         "multilingual_temperature": round(calibration.multilingual_temperature, 4),
         "multilingual_members": "+".join(
@@ -649,6 +667,7 @@ def train(
         train_seconds=train_seconds,
         sources=list(sources),
         encoder_source=None if encoder_source is None else encoder_source.source,
+        encoder=encoder if encoder_source is not None else None,
         use_source=use_source,
         foreign_text=_describe_foreign(estimator, calibration),
         native_languages=tuple(native_languages),
