@@ -72,7 +72,7 @@ class PipelineHolder:
             kind = params.get("kind")
             if kind is not None and not needs_e5(kind):
                 return
-            name = params.get("encoder", E5_FOLDER)  # runs before the setting record e5-small
+            name = params.get("encoder", E5_FOLDER)  # runs from before the setting: e5-small
             resolve_encoder(
                 name, settings.path(settings.encoders_dir), home=settings.home, obtain=False
             )
