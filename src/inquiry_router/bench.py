@@ -198,20 +198,17 @@ def bench_untranslated_routing(
     with the precision of those."""
     import pandas as pd
 
-    from .classifier.encoders import encoder_name, resolve_encoder
+    from .classifier.encoders import encoder_name
     from .classifier.kinds import needs_e5
-    from .classifier.models import pin_encoder
+    from .classifier.models import pin_configured_encoder
     from .classifier.training import fit_calibrated
     from .pipeline import build_detector, held_as_foreign, reads_as_written
     from .translation import build_translator
 
     encoder = encoder_name(settings.encoder)
     if needs_e5(kind):
-        source = resolve_encoder(
-            encoder, settings.path(settings.encoders_dir), settings.encoder_source, settings.home
-        )
+        encoder, source = pin_configured_encoder(settings)
         progress(f"encoder: {encoder} from {source.source}")
-        pin_encoder(encoder, source.path)
     translator = build_translator(settings)
     store = DatasetStore(settings)
     english = load_xsid(store, "en")

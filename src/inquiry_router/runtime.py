@@ -60,7 +60,7 @@ class PipelineHolder:
     def _preload_encoder(self) -> None:
         """Load the champion's sentence encoder while MLflow loads the rest: it is the slowest
         part. Only one already on disk: obtaining one is the main load's to do and report."""
-        from .classifier.encoders import E5_FOLDER, resolve_encoder
+        from .classifier.encoders import E5_FOLDER, resolve_configured
         from .classifier.models import shared_encoder
 
         settings = self.settings
@@ -73,9 +73,7 @@ class PipelineHolder:
             if kind is not None and not needs_e5(kind):
                 return
             name = params.get("encoder", E5_FOLDER)  # runs from before the setting: e5-small
-            resolve_encoder(
-                name, settings.path(settings.encoders_dir), home=settings.home, obtain=False
-            )
+            resolve_configured(settings, name, obtain=False)
             shared_encoder(name)
         except Exception as error:  # the main load reports real problems
             log.debug("encoder preload skipped: %s", error)

