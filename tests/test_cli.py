@@ -47,6 +47,7 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
     assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
     listed = run(tmp_path, "models", "list").stdout
     assert "@champion" in listed and "2" in listed
+    assert "tfidf" in listed  # the kind of each version; TF-IDF reads no encoder
 
     run(tmp_path, "models", "promote", "2")
     assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "2"

@@ -20,6 +20,7 @@ from inquiry_router.classifier.encoders import (
 from inquiry_router.classifier.training import train
 from inquiry_router.domain import InquiryText
 from inquiry_router.pipeline import build_pipeline
+from inquiry_router.registry import ModelRegistry
 
 from .conftest import CLI, env_for, mirror_dir, settings_for
 from .tiny_encoder import build_tiny_encoder
@@ -51,6 +52,8 @@ def test_a_model_trained_on_another_encoder_records_it_and_is_served_with_it(
     run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(report.registered.run_id)
     assert run.data.params["encoder"] == "tiny-org/tiny-xlmr"
     assert run.data.tags["encoder.source"] == f"local:{folder}"
+    (listed,) = ModelRegistry(settings).versions(settings.model_name)  # as `models list` shows
+    assert (listed["kind"], listed["encoder"]) == ("ensemble-finetune", "tiny-org/tiny-xlmr")
 
     # Served by another process whose settings name no encoder: the model brings its own.
     result = subprocess.run(

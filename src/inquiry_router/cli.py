@@ -258,11 +258,13 @@ def models_list() -> None:
     rows = ModelRegistry(settings).versions(settings.model_name)
     if not rows:
         raise fail(f"no versions of {settings.model_name}; run `inquiry-router train`", code=1)
-    table = Table("version", "champion", "accuracy", "macro-F1", "run")
+    table = Table("version", "champion", "kind", "encoder", "accuracy", "macro-F1", "run")
     for row in rows:
         table.add_row(
             row["version"],
             "@champion" if row["champion"] else "",
+            row["kind"] or "-",
+            row["encoder"] or "-",
             f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-",
             f"{row['macro_f1']:.4f}" if row["macro_f1"] is not None else "-",
             row["run_id"] or "",

@@ -22,6 +22,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 from .classifier import TextClassifier, predictions_from_proba
+from .classifier.kinds import needs_e5
 from .config import Settings
 from .domain import ModelRef
 
@@ -241,11 +242,6 @@ class ModelRegistry:
         run_id = self.client.get_model_version(name, version).run_id
         return dict(self.client.get_run(run_id).data.params) if run_id else {}
 
-    def champion_kind(self, name: str) -> str | None:
-        """The model family of the champion (``kind`` parameter of its training run)."""
-        kind = (self.champion_params(name) or {}).get("kind")
-        return None if kind is None else str(kind)
-
     def set_champion(self, name: str, version: str) -> None:
         self._require_version(name, version)
         current = self.champion(name)
@@ -269,13 +265,23 @@ class ModelRegistry:
         champion = self.champion(name)
         rows = []
         for version in self.client.search_model_versions(f"name = '{name}'"):
-            metrics = self.version_metrics(name, str(version.version))
+            data = self.client.get_run(version.run_id).data if version.run_id else None
+            metrics = dict(data.metrics) if data else {}
+            params = dict(data.params) if data else {}
+            kind = params.get("kind")
             rows.append(
                 {
                     "version": str(version.version),
                     "champion": str(version.version) == champion,
                     "created": version.creation_timestamp,
                     "run_id": version.run_id,
+                    "kind": kind,
+                    # Runs from before the encoder was a setting read multilingual-e5-small.
+                    "encoder": (
+                        params.get("encoder", "multilingual-e5-small")
+                        if kind and needs_e5(kind)
+                        else None
+                    ),
                     "accuracy": metrics.get("accuracy"),
                     "macro_f1": metrics.get("macro_f1"),
                 }
