@@ -258,7 +258,13 @@ def models_list() -> None:
     rows = ModelRegistry(settings).versions(settings.model_name)
     if not rows:
         raise fail(f"no versions of {settings.model_name}; run `inquiry-router train`", code=1)
-    table = Table("version", "champion", "kind", "encoder", "accuracy", "macro-F1", "run")
+    table = Table("version", "champion")
+    # Names shown whole, if on several lines: a truncated run id or encoder is of no use.
+    table.add_column("kind", overflow="fold")
+    table.add_column("encoder", overflow="fold")
+    table.add_column("accuracy")
+    table.add_column("macro-F1")
+    table.add_column("run", overflow="fold")
     for row in rows:
         table.add_row(
             row["version"],
