@@ -8,7 +8,7 @@ import pytest
 from inquiry_router.classifier.encoders import USE_NAME
 from inquiry_router.classifier.models import geometric_mean
 from inquiry_router.domain import InquiryText
-from inquiry_router.pipeline import Pipeline
+from inquiry_router.pipeline import Pipeline, model_thresholds
 from inquiry_router.translation.engines import ApertiumEngine
 
 
@@ -150,3 +150,10 @@ def test_a_translated_inquiry_is_read_beside_what_was_written(pipeline: Pipeline
     assert not np.allclose(alone[1], both[1], atol=1e-2)
     assert decision.confidence == pytest.approx(both[1].max(), abs=2e-3)
     assert decision.intent == "lost_or_stolen_card"
+
+
+def test_foreign_and_undetermined_text_get_the_foreign_text_threshold() -> None:
+    # Native, foreign, undetermined: evaluate and the xSID bench hold each as the router does.
+    native = [True, False, None]
+    assert model_thresholds(native, 0.7, 0.8).tolist() == [0.7, 0.8, 0.8]
+    assert model_thresholds(native, 0.7, None).tolist() == [0.7, 0.7, 0.7]  # none was chosen

@@ -202,7 +202,7 @@ def bench_untranslated_routing(
     from .classifier.kinds import needs_e5
     from .classifier.models import pin_configured_encoder
     from .classifier.training import fit_calibrated
-    from .pipeline import build_detector, held_as_foreign, reads_as_written
+    from .pipeline import build_detector, model_thresholds, reads_as_written
     from .translation import build_translator
 
     encoder = encoder_name(settings.encoder)
@@ -267,10 +267,9 @@ def bench_untranslated_routing(
             for variant, (texts, originals, native) in variants.items():
                 probabilities = model.predict_proba_by_language(texts, native, originals)
                 right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
-                foreign_bar = calibration.foreign_threshold
-                if foreign_bar is None:
-                    foreign_bar = calibration.threshold
-                threshold = np.where(held_as_foreign(native), foreign_bar, calibration.threshold)
+                threshold = model_thresholds(
+                    native, calibration.threshold, calibration.foreign_threshold
+                )
                 routed = probabilities.max(1) >= threshold
                 count = counts.setdefault((language, variant), Counter())
                 count["n"] += len(texts)

@@ -52,6 +52,15 @@ def held_as_foreign(native: Sequence[bool | None]) -> list[bool]:
     return [n is not True for n in native]
 
 
+def model_thresholds(
+    native: Sequence[bool | None], threshold: float, foreign_threshold: float | None
+) -> np.ndarray:
+    """Each text's threshold from the model alone, before any desk's own: the foreign-text
+    one for the texts ``held_as_foreign``, where the model has one, else ``threshold``."""
+    bar = threshold if foreign_threshold is None else foreign_threshold
+    return np.where(held_as_foreign(native), bar, threshold)
+
+
 @dataclass(frozen=True)
 class Reading:
     """What the classifier made of a batch of inquiries, before any routing."""

@@ -30,6 +30,7 @@ from ..pipeline import (
     build_detector,
     foreign_threshold,
     held_as_foreign,
+    model_thresholds,
     read,
     triage_threshold,
 )
@@ -59,7 +60,7 @@ def _row_thresholds(
     if desk_map is None:  # intents without desks: no desk thresholds either
         if foreign_bar is None or not foreign.any():
             return None
-        return np.where(foreign, foreign_bar, threshold)
+        return model_thresholds(reading.native, threshold, foreign_bar)
     router = Router(desk_map, threshold, foreign_bar)
     desks = routing_scores(reading.probabilities, classes, None, desk_map).routed
     assert desks is not None
