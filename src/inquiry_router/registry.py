@@ -22,6 +22,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 from .classifier import TextClassifier, predictions_from_proba
+from .classifier.encoders import E5_FOLDER
 from .classifier.kinds import needs_e5
 from .config import Settings
 from .domain import ModelRef
@@ -95,6 +96,16 @@ class IntentModel(PythonModel):
                 "runner_up_confidence": [p.runner_up_confidence or 0.0 for p in predictions],
             }
         )
+
+
+def recorded_encoder(params: Mapping[str, str]) -> str | None:
+    """The transformer encoder a training run's model reads, by its parameters: ``encoder``;
+    multilingual-e5-small for runs from before the encoder was a setting; None for a kind
+    that reads none (tfidf, use)."""
+    kind = params.get("kind")
+    if kind is not None and not needs_e5(kind):
+        return None
+    return params.get("encoder", E5_FOLDER)
 
 
 @dataclass(frozen=True)
@@ -276,12 +287,7 @@ class ModelRegistry:
                     "created": version.creation_timestamp,
                     "run_id": version.run_id,
                     "kind": kind,
-                    # Runs from before the encoder was a setting read multilingual-e5-small.
-                    "encoder": (
-                        params.get("encoder", "multilingual-e5-small")
-                        if kind and needs_e5(kind)
-                        else None
-                    ),
+                    "encoder": recorded_encoder(params) if kind else None,
                     "accuracy": metrics.get("accuracy"),
                     "macro_f1": metrics.get("macro_f1"),
                 }

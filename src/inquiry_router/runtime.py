@@ -60,19 +60,17 @@ class PipelineHolder:
     def _preload_encoder(self) -> None:
         """Load the champion's sentence encoder while MLflow loads the rest: it is the slowest
         part. Only one already on disk: obtaining one is the main load's to do and report."""
-        from .classifier.encoders import E5_FOLDER, resolve_configured
+        from .classifier.encoders import resolve_configured
         from .classifier.models import shared_encoder
 
         settings = self.settings
         try:
-            from .classifier.kinds import needs_e5
-            from .registry import ModelRegistry
+            from .registry import ModelRegistry, recorded_encoder
 
             params = ModelRegistry(settings).champion_params(settings.model_name) or {}
-            kind = params.get("kind")
-            if kind is not None and not needs_e5(kind):
+            name = recorded_encoder(params)
+            if name is None:
                 return
-            name = params.get("encoder", E5_FOLDER)  # runs from before the setting: e5-small
             resolve_configured(settings, name, obtain=False)
             shared_encoder(name)
         except Exception as error:  # the main load reports real problems
