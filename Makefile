@@ -11,7 +11,7 @@ PORT ?= 8000
 INQUIRY_ROUTER_DATA_MIRROR ?= $(abspath $(wildcard ../shared/datasets))
 export INQUIRY_ROUTER_DATA_MIRROR
 
-.PHONY: run setup model serve worker test lint typecheck unit clean
+.PHONY: run setup model serve worker test check lint typecheck clean
 
 # One process: checks the registry, trains the default model if there is no @champion, serves.
 run: setup
@@ -51,15 +51,22 @@ serve: setup
 worker: setup
 	$(CLI) worker
 
+# ruff, and the dependency rule (import-linter contracts in pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Everything CI runs: lint, types, every test (the slow ones too), the slowest listed.
 test: setup lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=15
+
+# The inner loop, under two minutes: lint, types and the fast tests.
+check: setup lint typecheck
+	$(VENV)/bin/pytest -m "not slow" -x -q
 
 clean:
 	rm -rf $(VENV) data/raw data/*.db* models/mlflow.db models/mlartifacts

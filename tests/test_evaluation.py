@@ -5,18 +5,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inquiry_router.classifier.evaluation import (
+from inquiry_router.classifier import predictions_from_proba
+from inquiry_router.classifier.calibration import (
     RoutingScores,
     choose_threshold,
+    fit_temperature,
+    routing_scores,
+    scale,
+    validation_split,
+)
+from inquiry_router.domain import Reading
+from inquiry_router.lifecycle.evaluation import (
     coverage_precision,
-    evaluate_probabilities,
+    evaluate,
     expected_calibration_error,
     record_out_of_scope,
-    routing_scores,
     write_report,
 )
-from inquiry_router.classifier.models import fit_temperature, scale
-from inquiry_router.routing import DeskMap
+from inquiry_router.routing import DeskMap, Router
 
 DESKS = DeskMap.from_dict(
     {"desks": {"triage": {}, "cards": {"intents": ["a", "b"]}, "cash": {"intents": ["c"]}}}
@@ -30,7 +36,9 @@ def test_threshold_is_the_lowest_that_meets_the_target_precision() -> None:
     )
     assert choose_threshold(scores, 1.0) == 0.8
     assert choose_threshold(scores, 0.8) == 0.6
-    coverage, precision = coverage_precision(scores, 0.6)
+    coverage, precision = coverage_precision(
+        scores.confidence, scores.correct, scores.confidence >= 0.6
+    )
     assert coverage == pytest.approx(5 / 6)
     assert precision == pytest.approx(0.8)
     assert choose_threshold(RoutingScores(np.array([0.9]), np.array([False])), 0.97) == 1.0
@@ -49,7 +57,7 @@ def test_weighted_examples_count_as_their_share() -> None:
 
 def test_routing_scores_sum_a_desks_intents() -> None:
     probabilities = np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
-    scores = routing_scores(probabilities, ["a", "b", "c"], ["b", "a"], DESKS)
+    scores = routing_scores(probabilities, ["a", "b", "c"], ["b", "a"], DESKS.desk_of)
     assert scores.confidence.tolist() == pytest.approx([0.6, 0.8])
     assert scores.correct.tolist() == [True, False]
 
@@ -69,13 +77,24 @@ def test_temperature_scaling_fixes_overconfidence() -> None:
     assert after < before / 2
 
 
+def _routed(probabilities: np.ndarray, threshold: float, readings: list[Reading] | None = None):  # type: ignore[no-untyped-def]
+    router = Router(DESKS, threshold, foreign_threshold=0.95)
+    predictions = predictions_from_proba(probabilities, ["a", "b", "c"])
+    return router.route_batch(predictions, readings or [Reading.NATIVE] * len(predictions))
+
+
 def test_report_has_figures_and_plots(tmp_path: Path) -> None:
     probabilities = np.array([[0.7, 0.2, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
-    evaluation = evaluate_probabilities(probabilities, ["a", "b", "c"], ["a", "c", "b"], DESKS, 0.5)
+    gold = ["a", "c", "b"]
+    evaluation = evaluate(
+        probabilities, ["a", "b", "c"], gold, _routed(probabilities, 0.5), 0.5, DESKS
+    )
     assert evaluation.accuracy == pytest.approx(2 / 3)
     assert evaluation.desk_accuracy == 1.0
     assert evaluation.per_class["b"]["recall"] == 0.0
-    files = write_report(evaluation, probabilities, ["a", "b", "c"], ["a", "c", "b"], tmp_path)
+    # All three reach a desk with at least 0.5, each the right one.
+    assert (evaluation.coverage, evaluation.auto_precision) == (1.0, 1.0)
+    files = write_report(evaluation, probabilities, ["a", "b", "c"], gold, tmp_path)
     assert {f.name for f in files} == {
         "evaluation.json",
         "coverage_precision.png",
@@ -85,11 +104,43 @@ def test_report_has_figures_and_plots(tmp_path: Path) -> None:
     assert all(f.stat().st_size > 100 for f in files)
 
 
+def test_coverage_and_precision_are_as_the_router_routes_each_text() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
+    gold = ["a", "c", "a"]
+    # Native text at 0.5; the foreign one (0.8 < 0.95) goes to triage.
+    routed = _routed(probabilities, 0.5, [Reading.NATIVE, Reading.FOREIGN, Reading.NATIVE])
+    evaluation = evaluate(probabilities, ["a", "b", "c"], gold, routed, 0.5, DESKS)
+    assert evaluation.coverage == pytest.approx(2 / 3)
+    assert evaluation.auto_precision == pytest.approx(1 / 2)  # the third went to cash
+    # Judged per intent when no desks file covers the model's intents.
+    per_intent = DeskMap.one_per_intent(["a", "b", "c"])
+    predictions = predictions_from_proba(probabilities, ["a", "b", "c"])
+    routed = Router(per_intent, 0.75).route_batch(predictions, [Reading.NATIVE] * 3)
+    judged = evaluate(probabilities, ["a", "b", "c"], gold, routed, 0.75, per_intent)
+    assert judged.desk_accuracy is None
+    assert judged.coverage == pytest.approx(2 / 3) and judged.auto_precision == 0.5
+
+
 def test_out_of_scope_messages_count_as_wrong_wherever_they_go() -> None:
     probabilities = np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
-    scores = routing_scores(probabilities, ["a", "b", "c"], None, DESKS)
+    scores = routing_scores(probabilities, ["a", "b", "c"], None, DESKS.desk_of)
     assert scores.confidence.tolist() == pytest.approx([0.6, 0.8])
     assert scores.correct.tolist() == [False, False]
-    evaluation = evaluate_probabilities(probabilities, ["a", "b", "c"], ["a", "c"], DESKS, 0.7)
-    record_out_of_scope(evaluation, probabilities, ["a", "b", "c"], DESKS)
+    evaluation = evaluate(
+        probabilities, ["a", "b", "c"], ["a", "c"], _routed(probabilities, 0.7), 0.7, DESKS
+    )
+    record_out_of_scope(evaluation, _routed(probabilities, 0.7))
     assert evaluation.extra["oos_recall"] == 0.5  # 0.6 goes to triage, 0.8 is routed
+
+
+def test_a_rare_label_does_not_stop_the_others_being_calibrated() -> None:
+    # As in xSID: 240 sentences, one intent seen once and another twice.
+    labels = ["weather"] * 120 + ["alarm"] * 117 + ["snooze"] * 2 + ["modify"]
+    split = validation_split(labels, seed=0)
+    assert split is not None
+    fit, validation = split
+    assert {labels[i] for i in validation} == {"weather", "alarm"}
+    assert {"snooze", "modify"} <= {labels[i] for i in fit}  # the model still learns them
+    assert sorted([*fit, *validation]) == list(range(240))
+    # With a single label common enough to hold out there is nothing to calibrate on.
+    assert validation_split([label for label in labels if label != "alarm"], seed=0) is None

@@ -5,24 +5,26 @@ import copy
 import numpy as np
 import pytest
 
+from inquiry_router.classifier.calibration import geometric_mean
 from inquiry_router.classifier.encoders import USE_NAME
-from inquiry_router.classifier.models import geometric_mean
-from inquiry_router.domain import InquiryText
-from inquiry_router.pipeline import Pipeline, model_thresholds
-from inquiry_router.translation.engines import ApertiumEngine
+from inquiry_router.domain import InquiryText, Reading
+from inquiry_router.pipeline import Pipeline
+from inquiry_router.routing import Router
+
+from .conftest import require_apertium
+
+NATIVE, FOREIGN, BOTH = Reading.NATIVE, Reading.FOREIGN, Reading.BOTH
 
 
-def test_the_threshold_is_the_one_chosen_when_training(pipeline: Pipeline) -> None:
-    chosen = pipeline.classifier.model.triage_threshold_
-    assert chosen is not None and 0.0 < chosen < 1.0
-    assert pipeline.router.threshold == chosen
+def test_the_thresholds_are_the_ones_chosen_when_training(pipeline: Pipeline) -> None:
+    require_apertium("es", "it", from_english=True)
+    model = pipeline.classifier.model
+    assert 0.0 < model.threshold_ < 1.0
+    assert pipeline.router.threshold == model.threshold_
     # Foreign text gets the threshold chosen on the translated validation (Apertium), no lower.
-    foreign = pipeline.classifier.model.foreign_threshold_
-    if {"es", "it"} <= ApertiumEngine().languages_from_english():
-        assert foreign is not None and chosen <= foreign < 1.0
-        assert pipeline.router.foreign_threshold == foreign
-    else:
-        assert foreign is None and pipeline.router.foreign_threshold == chosen
+    assert model.foreign_threshold_ is not None
+    assert model.threshold_ <= model.foreign_threshold_ < 1.0
+    assert pipeline.router.foreign_threshold == model.foreign_threshold_
 
 
 def test_english_inquiries_reach_their_desks(pipeline: Pipeline) -> None:
@@ -38,15 +40,21 @@ def test_english_inquiries_reach_their_desks(pipeline: Pipeline) -> None:
     assert all(d.model_version == "1" for d in decisions)
 
 
-def test_untranslatable_language_is_routed_and_marked(pipeline: Pipeline) -> None:
-    decision = pipeline.run_one(
-        InquiryText("Ich habe meine Karte verloren, bitte sperren Sie sie sofort.", locale="de")
-    )
+def test_untranslated_german_is_read_by_the_multilingual_members(pipeline: Pipeline) -> None:
+    text = "Ich habe meine Karte verloren, bitte sperren Sie sie sofort."
+    decision = pipeline.run_one(InquiryText(text, locale="de"))
     assert decision.language == "de"
-    assert decision.translated is False
-    assert decision.translation_engine is None
+    assert (decision.translated, decision.translation_engine) == (False, None)
     assert decision.translation_note == "no translation engine for 'de'"
-    assert decision.desk  # still routed somewhere, triage when unsure
+    assert decision.intent == "lost_or_stolen_card"
+    # Read as foreign text: without the English-only TF-IDF member, so not as English is read.
+    model = pipeline.classifier.model
+    assert not np.allclose(
+        model.predict_proba_by_language([text], [NATIVE]),
+        model.predict_proba_by_language([text], [FOREIGN]),
+    )
+    # ... and held to the foreign-text threshold.
+    assert f"threshold {pipeline.router.foreign_threshold:.2f}" in decision.reason
 
 
 def test_portuguese_is_translated_before_classification(pipeline: Pipeline) -> None:
@@ -75,36 +83,22 @@ def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:
     assert decision.intent == "card_arrival"
 
 
-def test_the_universal_sentence_encoder_reads_only_text_not_in_english(
-    pipeline: Pipeline,
-) -> None:
-    model = pipeline.classifier.model.estimator
+def test_the_universal_sentence_encoder_reads_only_foreign_text(pipeline: Pipeline) -> None:
+    model = pipeline.classifier.model
     english_only = copy.copy(model)
-    english_only.members = [m for m in model.members if getattr(m, "encoder", "") != USE_NAME]
-    assert len(english_only.members) == len(model.members) - 1  # the default model has one
+    english_only.members_ = [m for m in model.members_ if getattr(m, "encoder", "") != USE_NAME]
+    assert len(english_only.members_) == len(model.members_) - 1  # the ensemble has one
     english_only.foreign_members_ = None  # training's choice named members by position
     texts = ["I lost my card", "Ik ben mijn kaart kwijt, blokkeer hem"]
     # English answers are the same with or without it; the Dutch one is not.
     assert np.allclose(
-        model.predict_proba_by_language(texts, [True, True])[0],
-        english_only.predict_proba_by_language(texts, [True, True])[0],
+        model.predict_proba_by_language(texts, [NATIVE, NATIVE])[0],
+        english_only.predict_proba_by_language(texts, [NATIVE, NATIVE])[0],
     )
     assert not np.allclose(
-        model.predict_proba_by_language(texts, [True, False])[1],
-        english_only.predict_proba_by_language(texts, [True, False])[1],
+        model.predict_proba_by_language(texts, [NATIVE, FOREIGN])[1],
+        english_only.predict_proba_by_language(texts, [NATIVE, FOREIGN])[1],
     )
-
-
-def test_text_not_in_english_is_read_by_the_multilingual_encoder(pipeline: Pipeline) -> None:
-    model = pipeline.classifier.model
-    texts = ["Ich habe meine Karte verloren, bitte sperren Sie sie sofort."]
-    mixed = model.predict_proba_by_language(texts, [True])
-    multilingual = model.predict_proba_by_language(texts, [False])
-    assert not (mixed == multilingual).all()  # the English-only member was left out
-    decision = pipeline.run_one(InquiryText(texts[0], locale="de"))
-    assert decision.translated is False
-    assert decision.intent == "lost_or_stolen_card"
-    assert decision.desk == "cards"
 
 
 def test_text_in_an_undetermined_language_is_read_both_ways_and_held_to_the_stricter_bar(
@@ -117,32 +111,31 @@ def test_text_in_an_undetermined_language_is_read_both_ways_and_held_to_the_stri
         "language undetermined: read both as en and as foreign text"
     )
     model = pipeline.classifier.model
-    as_native = model.predict_proba_by_language([text], [True])
-    as_foreign = model.predict_proba_by_language([text], [False])
-    both = model.predict_proba_by_language([text], [None])
+    as_native = model.predict_proba_by_language([text], [NATIVE])
+    as_foreign = model.predict_proba_by_language([text], [FOREIGN])
+    both = model.predict_proba_by_language([text], [BOTH])
     assert not np.allclose(as_native, as_foreign)
     assert np.allclose(both, geometric_mean([as_native, as_foreign]))
     probability = both[0][pipeline.classifier.classes.index(decision.intent)]
     assert decision.confidence == pytest.approx(probability, abs=1e-3)
-    # Unsure of the language, the router holds it to the stricter, foreign-text threshold.
-    router = pipeline.router
-    which = "foreign-text threshold" if router.foreign_threshold > router.threshold else "threshold"
-    assert f"{which} {router.foreign_threshold:.2f}" in decision.reason
+    # Unsure of the language, the router holds it to the foreign-text threshold.
+    strict = copy.copy(pipeline)
+    strict.router = Router(pipeline.router.desk_map, 0.01, foreign_threshold=0.999)
+    held = strict.run_one(InquiryText(text))
+    assert held.desk == "triage"
+    assert "< triage foreign-text threshold 1.00" in held.reason
 
 
-@pytest.mark.skipif(
-    "it" not in ApertiumEngine().languages(),
-    reason="apertium is not installed (make setup installs it as root)",
-)
 def test_a_translated_inquiry_is_read_beside_what_was_written(pipeline: Pipeline) -> None:
+    require_apertium("it")
     model = pipeline.classifier.model
     italian = "Ho perso la mia carta di credito, bloccatela subito per favore."
     decision = pipeline.run_one(InquiryText(italian, locale="it"))
     assert decision.translated and decision.english_text != italian
     texts = ["I lost my card", decision.english_text, "Ik ben mijn kaart kwijt"]
-    native = [True, False, False]
-    alone = model.predict_proba_by_language(texts, native)
-    both = model.predict_proba_by_language(texts, native, [None, italian, None])
+    readings = [NATIVE, FOREIGN, FOREIGN]
+    alone = model.predict_proba_by_language(texts, readings)
+    both = model.predict_proba_by_language(texts, readings, [None, italian, None])
     # Only the translated text changes: it is also read as written, and the router decides
     # on both readings together.
     # (batches of other shapes round differently: hence the tolerance)
@@ -150,10 +143,3 @@ def test_a_translated_inquiry_is_read_beside_what_was_written(pipeline: Pipeline
     assert not np.allclose(alone[1], both[1], atol=1e-2)
     assert decision.confidence == pytest.approx(both[1].max(), abs=2e-3)
     assert decision.intent == "lost_or_stolen_card"
-
-
-def test_foreign_and_undetermined_text_get_the_foreign_text_threshold() -> None:
-    # Native, foreign, undetermined: evaluate and the xSID bench hold each as the router does.
-    native = [True, False, None]
-    assert model_thresholds(native, 0.7, 0.8).tolist() == [0.7, 0.8, 0.8]
-    assert model_thresholds(native, 0.7, None).tolist() == [0.7, 0.7, 0.7]  # none was chosen

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from inquiry_router.config import Settings
 from inquiry_router.datasets import DatasetStore
-from inquiry_router.domain import Prediction
+from inquiry_router.domain import Prediction, Reading, reading_for
 from inquiry_router.routing import DeskMap, DeskMapError, Router
 
 from .conftest import mirror_dir
@@ -111,12 +112,33 @@ def test_text_not_written_in_english_meets_its_own_higher_threshold() -> None:
     router = Router(DESKS, 0.55, foreign_threshold=0.8)
     prediction = _prediction(card_arrival=0.7, card_linking=0.0, atm_support=0.3)
     _, english = router.route(prediction)
-    _, foreign = router.route(prediction, foreign=True)
+    _, foreign = router.route(prediction, Reading.FOREIGN)
     assert english.desk == "cards" and english.auto_routed
     assert foreign.desk == "triage" and not foreign.auto_routed
     assert "0.70 < triage foreign-text threshold 0.80" in foreign.reason
     # A desk's own threshold (cash: 0.9) is the lead's choice, for every language.
     assert router.threshold_for("cash", foreign=True) == 0.9
-    # In a batch, each text gets the threshold of its own language.
-    routed = router.route_batch([prediction, prediction], [False, True])
-    assert [routing.desk for _, routing in routed] == ["cards", "triage"]
+    # In a batch, each text gets the threshold of its reading: undetermined text, read both
+    # ways, is held to the foreign-text one too.
+    routed = router.route_batch([prediction] * 3, [Reading.NATIVE, Reading.FOREIGN, Reading.BOTH])
+    assert [routing.desk for _, routing in routed] == ["cards", "triage", "triage"]
+
+
+def test_one_rule_says_how_each_text_is_read() -> None:
+    assert reading_for("en") is Reading.NATIVE
+    assert reading_for("de") is Reading.FOREIGN
+    assert reading_for("und") is Reading.BOTH
+    # A model trained on German and English reads both as written, and English as foreign
+    # when trained on German alone.
+    assert reading_for("de", ("de", "en")) is Reading.NATIVE
+    assert reading_for("en", ("de",)) is Reading.FOREIGN
+
+
+def test_the_desks_file_is_read_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "desks.yaml"
+    path.write_text("desks:\n  triage: {}\n  cards:\n    intents: [card_arrival]\n")
+    first = DeskMap.from_yaml(path)
+    assert DeskMap.from_yaml(path) is first
+    path.write_text("desks:\n  triage: {}\n  cash:\n    intents: [atm_support]\n")
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock says
+    assert DeskMap.from_yaml(path).desk_for("atm_support") == "cash"

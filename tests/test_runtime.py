@@ -6,13 +6,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from inquiry_router.classifier.training import train
+import pytest
+
+from inquiry_router.lifecycle.training import train
 from inquiry_router.registry import ModelRegistry
 from inquiry_router.runtime import PipelineHolder
 
 from .conftest import settings_for
 
 
+@pytest.mark.slow
 def test_the_service_swaps_models_when_champion_moves(
     trained_home: Path, encoders_dir: Path, tmp_path: Path
 ) -> None:

@@ -14,6 +14,8 @@ from inquiry_router.translation import (
     parse_routes,
 )
 
+from .conftest import require_apertium
+
 
 class CountingEngine:
     """A real engine wrapped to count calls: the cache must stop repeats reaching it."""
@@ -118,13 +120,10 @@ def test_routes_pick_an_engine_per_language() -> None:
 
 
 apertium = ApertiumEngine()
-needs_apertium = pytest.mark.skipif(
-    not apertium.languages(), reason="apertium is not installed (make setup installs it as root)"
-)
 
 
-@needs_apertium
 def test_apertium_translates_spanish_directly_and_french_through_spanish() -> None:
+    require_apertium("es", "fr", "it", "pt")
     assert {"es", "fr", "it", "pt"} <= apertium.languages()
     spanish, french = Translator([apertium]).translate_batch(
         ["Perdí mi tarjeta.", "Je voudrais annuler mon abonnement."], ["es", "fr"]
@@ -134,16 +133,16 @@ def test_apertium_translates_spanish_directly_and_french_through_spanish() -> No
     assert "subscription" in french.english_text.lower()
 
 
-@needs_apertium
 def test_apertium_keeps_a_batch_aligned() -> None:
+    require_apertium("es")
     texts = [f"Quiero cancelar la transferencia número {i}.\nGracias." for i in range(20)]
     english = apertium.translate_batch(texts, "es")
     assert len(english) == 20
     assert all("transfer" in line.lower() and "\n" not in line for line in english)
 
 
-@needs_apertium
 def test_apertium_translates_english_into_spanish_and_italian_for_calibration() -> None:
+    require_apertium("es")
     assert {"es", "it"} <= apertium.languages_from_english()
     texts = ["I lost my card", "Where is my money?", "The transfer has not arrived"]
     spanish = apertium.translate_from_english(texts, "es")

@@ -24,6 +24,7 @@ def tiny_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_pack(tmp_path_factory.mktemp("pack"), from_code="de", version="0.0.7")
 
 
+@pytest.mark.slow
 def test_install_from_file_list_and_translate_in_the_pipeline(
     tiny_pack: Path, trained_home: Path, tmp_path: Path
 ) -> None:
@@ -37,7 +38,7 @@ def test_install_from_file_list_and_translate_in_the_pipeline(
     }
     installed = run(trained_home, "translation", "install", "--file", str(tiny_pack), **env)
     assert installed.returncode == 0, installed.stderr
-    assert "installed de→en 0.0.7" in installed.stderr
+    assert "installed de→en 0.0.7" in installed.stdout
     assert (packs / "translate-de_en-0_0_7" / "metadata.json").is_file()
 
     listed = run(trained_home, "translation", "list", **env)

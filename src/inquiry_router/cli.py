@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .classifier.kinds import DEFAULT_KIND, MODEL_KINDS
+from .classifier.kinds import DEFAULT_KIND, ModelKind
 from .config import Settings, get_settings
 
 app = typer.Typer(
@@ -40,8 +42,16 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
+# Results go to standard output (``out``), progress and logs to standard error (``console``).
 console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 DEFAULT_DATA = "banking77"
+
+
+class Promote(StrEnum):
+    AUTO = "auto"  # champion if there is none, or if better on the same data
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -137,11 +147,8 @@ def train(
         ),
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            help="model kind: ensemble-finetune (default), ensemble, e5, use, tfidf or finetune"
-        ),
+    kind: Annotated[
+        ModelKind, typer.Option(help="model kind (docs/model.md compares them)")
     ] = DEFAULT_KIND,
     epochs: Annotated[int, typer.Option(min=1, max=50, help="fine-tuning epochs")] = 4,
     seed: Annotated[int, typer.Option(help="random seed (splits, solver)")] = 0,
@@ -149,16 +156,14 @@ def train(
         int | None, typer.Option(min=1, help="train on at most N examples per label")
     ] = None,
     promote: Annotated[
-        str,
-        typer.Option(help="auto: champion if none, or if better on the same data; always; never"),
-    ] = "auto",
+        Promote,
+        typer.Option(help="auto: champion if there is none, or if better on the same data"),
+    ] = Promote.AUTO,
 ) -> None:
     """Train a model, log the run to MLflow and register it as a new version."""
-    from .classifier.training import TrainingError
-    from .classifier.training import train as run_training
+    from .lifecycle.training import TrainingError
+    from .lifecycle.training import train as run_training
 
-    if promote not in {"auto", "always", "never"}:
-        raise fail(f"--promote must be auto, always or never, not {promote!r}")
     settings = _settings()
     sources = data or [DEFAULT_DATA]
     # Fine-tuning logs a line per epoch: in a log file, where there is no progress bar.
@@ -170,10 +175,10 @@ def train(
             settings,
             sources,
             model_name=model_name,
-            kind=model,
+            kind=kind.value,
             seed=seed,
             limit_per_class=limit_per_class,
-            promote=promote,
+            promote=promote.value,
             epochs=epochs,
             step=step,
         ),
@@ -205,7 +210,7 @@ def train(
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     table.add_row("MLflow run", registered.run_id)
     table.add_row("@champion", "yes" if registered.is_champion else "no (kept the current one)")
-    console.print(table)
+    out.print(table)
 
 
 def _run_steps(title: str, work: Any, errors: tuple[type[Exception], ...]) -> Any:
@@ -235,16 +240,16 @@ def ensure_model() -> None:
     settings = _settings()
     champion = ModelRegistry(settings).champion(settings.model_name)
     if champion is not None:
-        console.print(f"model {settings.model_name} @champion is version {champion}")
+        out.print(f"model {settings.model_name} @champion is version {champion}")
         return
     console.print(f"no @champion for {settings.model_name}: training the default model")
     train(
         data=[DEFAULT_DATA],
         model_name=None,
-        model=DEFAULT_KIND,
+        kind=DEFAULT_KIND,
         seed=0,
         limit_per_class=None,
-        promote="auto",
+        promote=Promote.AUTO,
         epochs=4,
     )
 
@@ -275,7 +280,7 @@ def models_list() -> None:
             f"{row['macro_f1']:.4f}" if row["macro_f1"] is not None else "-",
             row["run_id"] or "",
         )
-    Console().print(table)
+    out.print(table)
 
 
 @models_app.command("promote")
@@ -288,7 +293,7 @@ def models_promote(version: Annotated[str, typer.Argument(help="version to serve
         ModelRegistry(settings).set_champion(settings.model_name, version)
     except RegistryError as error:
         raise fail(str(error)) from None
-    console.print(f"{settings.model_name} @champion is now version {version}")
+    out.print(f"{settings.model_name} @champion is now version {version}")
 
 
 @models_app.command("rollback")
@@ -301,7 +306,7 @@ def models_rollback() -> None:
         version = ModelRegistry(settings).rollback(settings.model_name)
     except RegistryError as error:
         raise fail(str(error)) from None
-    console.print(f"{settings.model_name} @champion is back at version {version}")
+    out.print(f"{settings.model_name} @champion is back at version {version}")
 
 
 # ---------------------------------------------------------------------------- classification
@@ -425,7 +430,7 @@ def classify(
             elapsed = time.perf_counter() - started
             progress.update(task, completed=done, rate=f"{done / elapsed:,.0f}/s")
     elapsed = time.perf_counter() - started
-    console.print(
+    out.print(
         f"{len(rows):,} inquiries → {output} in {elapsed:.1f} s "
         f"({len(rows) / elapsed if elapsed else 0:,.0f} inquiries/s, "
         f"model {pipeline.classifier.ref.name} v{pipeline.classifier.ref.version})"
@@ -445,7 +450,7 @@ def data_list() -> None:
     table = Table("name", "license", "files", "description")
     for spec in DATASETS.values():
         table.add_row(spec.name, spec.license, str(len(spec.files)), spec.description)
-    Console().print(table)
+    out.print(table)
 
 
 @data_app.command("fetch")
@@ -461,9 +466,30 @@ def data_fetch(
         for name in names:
             for remote in dataset_spec(name).files:
                 fetched = store.fetch(name, remote.name)
-                console.print(f"{name}/{remote.name}: {fetched.source} ({fetched.origin})")
+                out.print(f"{name}/{remote.name}: {fetched.source} ({fetched.origin})")
     except DatasetError as error:
         raise fail(str(error)) from None
+
+
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[
+        bool, typer.Option(help="as docs/configuration.md: every setting, documented")
+    ] = False,
+) -> None:
+    """The settings in effect (environment variables INQUIRY_ROUTER_*), or their documentation."""
+    from .config import Settings, settings_markdown
+
+    if markdown:
+        print(settings_markdown(), end="")
+        return
+    settings = _settings()
+    table = Table("setting", "value")
+    for name in Settings.model_fields:
+        # A password in a URL (database, MLflow) is not printed.
+        value = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", str(getattr(settings, name)))
+        table.add_row(name, value)
+    out.print(table)
 
 
 def main() -> None:
@@ -482,7 +508,7 @@ def bench_classify_command(
     limit: Annotated[int | None, typer.Option(min=1, help="first N test examples only")] = None,
 ) -> None:
     """The served pipeline on Banking77's official test set: accuracy, desk routing, speed."""
-    from .bench import bench_classify
+    from .lifecycle.bench import bench_classify
     from .registry import RegistryError, quiet_mlflow
 
     quiet_mlflow()
@@ -502,7 +528,7 @@ def bench_classify_command(
     )
     table.add_row("desk precision of auto-routed", f"{result['auto_routed_desk_precision']:.4f}")
     table.add_row("throughput (whole pipeline)", f"{result['inquiries_per_s']:,.0f} inquiries/s")
-    Console().print(table)
+    out.print(table)
 
 
 @bench_app.command("language")
@@ -515,8 +541,8 @@ def bench_language_command(
     ] = "",
 ) -> None:
     """Language detection backends on xSID validation sentences (17 languages)."""
-    from .bench import bench_language
     from .language import make_backend
+    from .lifecycle.bench import bench_language
 
     for name in backend or []:
         try:
@@ -543,8 +569,8 @@ def bench_language_command(
                 for language in all_languages
             ],
         )
-    Console(width=250).print(table)
-    console.print(
+    Console(width=250).print(table)  # standard output, wide
+    out.print(
         "* not counted in 'acc. (supported)': a dialect (de-st, de-ba, gsw → de; nap → it) or a "
         "language the backend does not know"
     )
@@ -569,7 +595,6 @@ def translation_list() -> None:
     table = Table("pack", "version", "folder", title=f"Argos packs in {settings.argos_dir}")
     for pack in packs:
         table.add_row(f"{pack.from_code}→{pack.to_code}", pack.version, pack.path.name)
-    out = Console()
     out.print(table if packs else f"no Argos packs installed in {settings.argos_dir}")
     try:
         translator = build_translator(settings)
@@ -599,10 +624,10 @@ def translation_install(
     try:
         for path in file or []:
             pack = install_from_file(path, settings.argos_dir)
-            console.print(f"installed {pack.from_code}→{pack.to_code} {pack.version} from {path}")
+            out.print(f"installed {pack.from_code}→{pack.to_code} {pack.version} from {path}")
         for language in languages or []:
             pack = install_from_index(language.lower(), settings.argos_dir)
-            console.print(
+            out.print(
                 f"installed {pack.from_code}→{pack.to_code} {pack.version} from the Argos index"
             )
     except PackError as error:
@@ -614,19 +639,16 @@ def bench_translation_command(
     language: Annotated[
         list[str] | None, typer.Option(help="xSID languages (default: all but English)")
     ] = None,
-    model_kind: Annotated[
-        str,
-        typer.Option(help=f"classifier trained on English xSID: {', '.join(MODEL_KINDS)}"),
-    ] = "tfidf",
+    kind: Annotated[
+        ModelKind, typer.Option(help="the kind of classifier trained on English xSID")
+    ] = ModelKind.TFIDF,
 ) -> None:
     """Translation engines on xSID validation: chrF and BLEU against the gold English, speed;
     then the classifier's intent accuracy on untranslated vs translated text."""
-    from .bench import bench_translation, bench_untranslated_routing
     from .classifier.encoders import EncoderError
     from .datasets import xsid_languages
+    from .lifecycle.bench import bench_translation, bench_untranslated_routing
 
-    if model_kind not in MODEL_KINDS:
-        raise fail(f"--model-kind must be one of {', '.join(MODEL_KINDS)}, not {model_kind!r}")
     unknown = [code for code in language or [] if code not in xsid_languages() or code == "en"]
     if unknown:
         known = ", ".join(code for code in xsid_languages() if code != "en")
@@ -648,10 +670,10 @@ def bench_translation_command(
             f"{row['bleu']:.1f}",
             "-" if speed is None else f"{speed:,.0f}",
         )
-    Console().print(table)
+    out.print(table)
     routing = _run_steps(
         "routing without translation",
-        lambda step: bench_untranslated_routing(settings, language, kind=model_kind, progress=step),
+        lambda step: bench_untranslated_routing(settings, language, kind=kind.value, progress=step),
         errors=(ValueError, EncoderError),
     )
     table = Table(
@@ -660,7 +682,7 @@ def bench_translation_command(
         "intent accuracy",
         "auto-routed",
         "their precision",
-        title=f"{model_kind} trained on English xSID (5-fold by sentence, training recipe)",
+        title=f"{kind.value} trained on English xSID (5-fold by sentence, training recipe)",
     )
     for row in routing:
         precision = row["routed_precision"]
@@ -671,7 +693,7 @@ def bench_translation_command(
             f"{row['coverage']:.1%}",
             "-" if precision is None else f"{precision:.1%}",
         )
-    Console().print(table)
+    out.print(table)
 
 
 @app.command()
@@ -682,8 +704,8 @@ def evaluate(
     model: Annotated[str | None, typer.Option(help="model URI (default: @champion)")] = None,
 ) -> None:
     """Evaluate a registered model on held-out data and log the report to MLflow."""
-    from .classifier.evaluate import evaluate_model
     from .datasets import DatasetError
+    from .lifecycle.evaluate import evaluate_model
     from .registry import RegistryError
 
     settings = _settings()
@@ -700,4 +722,4 @@ def evaluate(
         else:
             table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
     table.add_row("MLflow run", report.run_id)
-    Console().print(table)
+    out.print(table)

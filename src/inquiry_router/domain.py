@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 UNDETERMINED = "und"
 ENGLISH = "en"  # what the router translates into, and what models learn from unless told
+
+
+class Reading(StrEnum):
+    """How the classifier reads a text, decided once per text by the pipeline
+    (``pipeline.reading_for``) and handed to the translator, the classifier and the router."""
+
+    NATIVE = "native"  # written in a language the model was trained on: every member reads it
+    FOREIGN = "foreign"  # any other language: translated where an engine can, read by the
+    # multilingual members (beside what was written), held to the foreign-text threshold
+    BOTH = "both"  # language undetermined (short text): read both ways, the foreign-text
+    # threshold applies
+
+
+def reading_for(language: str, native_languages: Sequence[str] = (ENGLISH,)) -> Reading:
+    """The one rule for how a text is read, by the language detected in it: as written by
+    every member when it is one the model was trained on; as foreign text otherwise; both ways
+    when undetermined (a third of xSID's Danish and a tenth of its Dutch is too short or too
+    close to a neighbour to tell, and read as English it lost accuracy)."""
+    if language == UNDETERMINED:
+        return Reading.BOTH
+    return Reading.NATIVE if language in native_languages else Reading.FOREIGN
 
 
 class Status(StrEnum):

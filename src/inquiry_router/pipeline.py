@@ -1,8 +1,8 @@
 """The Pipeline: one batch of inquiries through detect → translate → classify → route.
 
-The same object serves the worker, the synchronous classify endpoint and the CLI's batch
-classification: there is one way to turn text into a routing decision. `evaluate` reads its
-data through the same first three steps (``read``).
+The same object serves the worker, the synchronous classify endpoint, the CLI's batch
+classification, the evaluation and the benchmarks: there is one way to turn text into a
+routing decision. ``read`` does the first three steps, ``route`` the last, ``run`` both.
 """
 
 from __future__ import annotations
@@ -12,95 +12,31 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .classifier import TextClassifier
-from .classifier.evaluation import DEFAULT_THRESHOLD
-from .classifier.stage import predictions_from_proba
+from .classifier import TextClassifier, predictions_from_proba
 from .config import Settings
-from .domain import ENGLISH, UNDETERMINED, Decision, InquiryText, LanguageGuess, Translation
+from .domain import (
+    Decision,
+    InquiryText,
+    LanguageGuess,
+    Prediction,
+    Reading,
+    Routing,
+    Translation,
+    reading_for,
+)
 from .language import LanguageDetector, make_backend
 from .routing import DeskMap, Router
 from .translation import Translator, build_translator
 
 
-def read_as(guess: LanguageGuess, native_languages: Sequence[str] = (ENGLISH,)) -> str:
-    """The language text most likely is: undetermined text is mostly short ("Change currency",
-    "Wecker stellen"), in the language most of the model's training text was in (English,
-    unless the model was trained on another). Training counts its languages this way; the
-    router reads such text both ways (``reads_as_written``)."""
-    return native_languages[0] if guess.language == UNDETERMINED else guess.language
-
-
-def reads_as_written(
-    language: str, translated: bool, native_languages: Sequence[str] = (ENGLISH,)
-) -> bool | None:
-    """How the classifier reads a text: True, as written in a language the model was trained
-    on, by every member; False, as foreign text (or a translation), by the multilingual
-    members, held to the foreign-text threshold; None, in an undetermined language, both ways
-    and held to the foreign-text threshold, the stricter one: a third of xSID's Danish and a
-    tenth of its Dutch is too short or too close to a neighbour to tell, and read as English
-    it lost accuracy."""
-    if translated:
-        return False
-    if language == UNDETERMINED:
-        return None
-    return language in native_languages
-
-
-def held_as_foreign(native: Sequence[bool | None]) -> list[bool]:
-    """Which texts the foreign-text threshold applies to: all but those read as native,
-    undetermined text included (``reads_as_written``)."""
-    return [n is not True for n in native]
-
-
-def model_thresholds(
-    native: Sequence[bool | None], threshold: float, foreign_threshold: float | None
-) -> np.ndarray:
-    """Each text's threshold from the model alone, before any desk's own: the foreign-text
-    one for the texts ``held_as_foreign``, where the model has one, else ``threshold``."""
-    bar = threshold if foreign_threshold is None else foreign_threshold
-    return np.where(held_as_foreign(native), bar, threshold)
-
-
 @dataclass(frozen=True)
-class Reading:
+class Read:
     """What the classifier made of a batch of inquiries, before any routing."""
 
     guesses: list[LanguageGuess]
     translations: list[Translation]
-    # Written in a language the model was trained on (English unless it records others), and
-    # read as written by every member; False: foreign text; None: undetermined, read both ways
-    # (``reads_as_written``).
-    native: list[bool | None]
+    readings: list[Reading]
     probabilities: np.ndarray  # one row an inquiry, one column a class
-
-
-def read(
-    detector: LanguageDetector,
-    translator: Translator,
-    classifier: TextClassifier,
-    inquiries: Sequence[InquiryText],
-) -> Reading:
-    """Detect, translate, classify: how the router reads inquiries, and how `evaluate` does."""
-    texts = [inquiry.text for inquiry in inquiries]
-    guesses = detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
-    languages = classifier.native_languages
-    translations = translator.translate_batch(texts, [g.language for g in guesses], languages)
-    native = [
-        reads_as_written(g.language, t.translated, languages)
-        for g, t in zip(guesses, translations, strict=True)
-    ]
-    unsure = f"language undetermined: read both as {languages[0]} and as foreign text"
-    translations = [
-        replace(t, note=unsure) if n is None else t
-        for t, n in zip(translations, native, strict=True)
-    ]
-    # A translation is read beside what was written: each loses something the other keeps.
-    probabilities = classifier.probabilities(
-        [t.english_text for t in translations],
-        native,
-        [text if t.translated else None for text, t in zip(texts, translations, strict=True)],
-    )
-    return Reading(guesses, translations, native, probabilities)
 
 
 @dataclass
@@ -110,16 +46,44 @@ class Pipeline:
     classifier: TextClassifier
     router: Router
 
+    def read(self, inquiries: Sequence[InquiryText]) -> Read:
+        """Detect, decide how each text is read, translate, classify."""
+        texts = [inquiry.text for inquiry in inquiries]
+        guesses = self.detector.detect_batch(texts, [inquiry.locale for inquiry in inquiries])
+        languages = self.classifier.native_languages
+        readings = [reading_for(g.language, languages) for g in guesses]
+        translations = self.translator.translate_batch(
+            texts, [g.language for g in guesses], readings
+        )
+        both_note = f"language undetermined: read both as {languages[0]} and as foreign text"
+        translations = [
+            replace(t, note=both_note) if r is Reading.BOTH else t
+            for t, r in zip(translations, readings, strict=True)
+        ]
+        # A translation is read beside what was written: each loses something the other keeps.
+        probabilities = self.classifier.probabilities(
+            [t.english_text for t in translations],
+            readings,
+            [text if t.translated else None for text, t in zip(texts, translations, strict=True)],
+        )
+        return Read(guesses, translations, readings, probabilities)
+
+    def route(
+        self, probabilities: np.ndarray, readings: Sequence[Reading]
+    ) -> list[tuple[Prediction, Routing]]:
+        """Each text's desk, or triage, by its reading's threshold (or its desk's own)."""
+        predictions = predictions_from_proba(probabilities, self.classifier.classes)
+        return self.router.route_batch(predictions, readings)
+
     def run(self, inquiries: Sequence[InquiryText]) -> list[Decision]:
         if not inquiries:
             return []
-        reading = read(self.detector, self.translator, self.classifier, inquiries)
-        predictions = predictions_from_proba(reading.probabilities, self.classifier.classes)
-        routed = self.router.route_batch(predictions, held_as_foreign(reading.native))
+        done = self.read(inquiries)
+        routed = self.route(done.probabilities, done.readings)
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(
-                reading.guesses, reading.translations, routed, strict=True
+                done.guesses, done.translations, routed, strict=True
             )
         ]
 
@@ -141,22 +105,28 @@ def build_detector(settings: Settings) -> LanguageDetector:
     )
 
 
-def triage_threshold(settings: Settings, classifier: TextClassifier) -> float:
-    """The configured threshold, else the one chosen on validation data when the model was
-    trained (to meet the target precision), else a conservative default."""
+def build_router(settings: Settings, classifier: TextClassifier, desk_map: DeskMap) -> Router:
+    """The model's own thresholds, unless ``triage_threshold`` is configured (then for every
+    language)."""
     if settings.triage_threshold is not None:
-        return settings.triage_threshold
-    chosen = getattr(classifier.model, "triage_threshold_", None)
-    return float(chosen) if chosen is not None else DEFAULT_THRESHOLD
+        return Router(desk_map, settings.triage_threshold)
+    return Router(desk_map, classifier.threshold, classifier.foreign_threshold)
 
 
-def foreign_threshold(settings: Settings, classifier: TextClassifier) -> float | None:
-    """The threshold for text not written in English, chosen on translated validation when the
-    model was trained; None (the English one applies) when configured or not chosen."""
-    if settings.triage_threshold is not None:
-        return None
-    chosen = getattr(classifier.model, "foreign_threshold_", None)
-    return float(chosen) if chosen is not None else None
+def assemble(
+    settings: Settings, classifier: TextClassifier, desk_map: DeskMap | None = None
+) -> Pipeline:
+    """The stages around a classifier. ``desk_map``: default desks.yaml, which must cover
+    every intent the model predicts (the message names those it does not)."""
+    if desk_map is None:
+        desk_map = DeskMap.from_yaml(settings.desks_path)
+        desk_map.check_covers(classifier.classes)
+    return Pipeline(
+        detector=build_detector(settings),
+        translator=build_translator(settings),
+        classifier=classifier,
+        router=build_router(settings, classifier, desk_map),
+    )
 
 
 def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline:
@@ -167,16 +137,7 @@ def build_pipeline(settings: Settings, model_uri: str | None = None) -> Pipeline
     """
     from .registry import ModelRegistry  # MLflow is slow to import; only loading needs it
 
-    desk_map = DeskMap.from_yaml(settings.desks_path)
+    desk_map = DeskMap.from_yaml(settings.desks_path)  # a bad file fails before the slow load
     classifier = ModelRegistry(settings).load(model_uri)
     desk_map.check_covers(classifier.classes)
-    return Pipeline(
-        detector=build_detector(settings),
-        translator=build_translator(settings),
-        classifier=classifier,
-        router=Router(
-            desk_map,
-            triage_threshold(settings, classifier),
-            foreign_threshold(settings, classifier),
-        ),
-    )
+    return assemble(settings, classifier, desk_map)

@@ -8,6 +8,7 @@ desk. Each routing says why, with the numbers behind it.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 
 import yaml
 
-from .domain import Prediction, Routing
+from .domain import Prediction, Reading, Routing
 
 _DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DESK_KEYS = {"description", "intents", "threshold"}
+
+
+PER_INTENT = "one desk per intent"
 
 
 class DeskMapError(ValueError):
@@ -47,13 +51,40 @@ class DeskMap:
 
     @classmethod
     def from_yaml(cls, path: Path) -> DeskMap:
+        """The desks file, read and checked once per process (again only if it changes)."""
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            stat = path.stat()
         except FileNotFoundError:
             raise DeskMapError(f"{path}: no such file") from None
-        except yaml.YAMLError as error:
-            raise DeskMapError(f"{path}: not valid YAML: {error}") from None
-        return cls.from_dict(raw, source=str(path))
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        with _loaded_lock:
+            if key not in _loaded:
+                try:
+                    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+                except yaml.YAMLError as error:
+                    raise DeskMapError(f"{path}: not valid YAML: {error}") from None
+                _loaded[key] = cls.from_dict(raw, source=str(path))
+            return _loaded[key]
+
+    @classmethod
+    def one_per_intent(cls, intents: Iterable[str], triage_desk: str = "triage") -> DeskMap:
+        """Every intent its own desk: how a model whose intents no desks file covers is
+        evaluated (routing quality is then judged per intent)."""
+        desks = {triage_desk: Desk(triage_desk, "the unsure")}
+        desks.update({i: Desk(i, intents=(i,)) for i in intents if i != triage_desk})
+        return cls(desks=desks, triage_desk=triage_desk, source=PER_INTENT)
+
+    @property
+    def is_per_intent(self) -> bool:
+        return self.source == PER_INTENT
+
+    def covers(self, intents: Iterable[str]) -> bool:
+        return set(intents) <= self._desk_of.keys()
+
+    @property
+    def desk_of(self) -> dict[str, str]:
+        """Intent → desk, for every intent a desk handles."""
+        return dict(self._desk_of)
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<memory>") -> DeskMap:
@@ -137,6 +168,10 @@ class DeskMap:
             )
 
 
+_loaded: dict[tuple[str, int, int], DeskMap] = {}
+_loaded_lock = threading.Lock()
+
+
 class Router:
     """Route stage: prediction → desk; below the threshold → the triage desk."""
 
@@ -159,10 +194,13 @@ class Router:
             return override
         return self.foreign_threshold if foreign else self.threshold
 
-    def route(self, prediction: Prediction, foreign: bool = False) -> tuple[Prediction, Routing]:
+    def route(
+        self, prediction: Prediction, reading: Reading = Reading.NATIVE
+    ) -> tuple[Prediction, Routing]:
         """The routing, and the prediction restated so its intent belongs to the chosen desk.
-        ``foreign``: the text was not written in a language the model was trained on, or its
-        language is undetermined (the foreign-text threshold applies)."""
+        Text not read as native (foreign, or in an undetermined language) is held to the
+        foreign-text threshold."""
+        foreign = reading is not Reading.NATIVE
         desk_probability: dict[str, float] = {}
         for intent, probability in prediction.probabilities.items():
             desk = self.desk_map.desk_for(intent) or self.desk_map.triage_desk
@@ -207,10 +245,9 @@ class Router:
         )
 
     def route_batch(
-        self, predictions: Sequence[Prediction], foreign: Sequence[bool] | None = None
+        self, predictions: Sequence[Prediction], readings: Sequence[Reading]
     ) -> list[tuple[Prediction, Routing]]:
-        flags = foreign if foreign is not None else [False] * len(predictions)
-        return [self.route(p, f) for p, f in zip(predictions, flags, strict=True)]
+        return [self.route(p, r) for p, r in zip(predictions, readings, strict=True)]
 
     def _best_intent_in(self, desk: str, prediction: Prediction) -> Prediction:
         in_desk = [

@@ -60,8 +60,7 @@ class PipelineHolder:
     def _preload_encoder(self) -> None:
         """Load the champion's sentence encoder while MLflow loads the rest: it is the slowest
         part. Only one already on disk: obtaining one is the main load's to do and report."""
-        from .classifier.encoders import resolve_configured
-        from .classifier.models import shared_encoder
+        from .classifier.encoders import resolve_configured, shared_encoder
 
         settings = self.settings
         try:

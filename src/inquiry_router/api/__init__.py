@@ -7,13 +7,14 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..config import Settings
 from ..routing import DeskMap
 from ..runtime import PipelineHolder
-from ..store import InquiryStore
+from ..store import Conflict, InquiryStore, NotFound
 from ..worker import Worker
 from .routes import desks, health, inquiries
 
@@ -62,6 +63,15 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
         description="Routes customer inquiries, in any language, to the right service desk.",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, error: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
     app.include_router(health.router)
     app.include_router(inquiries.router)
     app.include_router(desks.router)

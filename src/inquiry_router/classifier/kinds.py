@@ -1,17 +1,29 @@
-"""The model kinds `train --model` knows, in a module light enough for the command line to read."""
+"""The model kinds `train --kind` knows, in a module light enough for the command line to read."""
 
-MODEL_KINDS = ("tfidf", "e5", "use", "ensemble", "finetune", "ensemble-finetune")
+from enum import StrEnum
+
+
+class ModelKind(StrEnum):
+    TFIDF = "tfidf"
+    E5 = "e5"
+    USE = "use"
+    ENSEMBLE = "ensemble"
+    FINETUNE = "finetune"
+    ENSEMBLE_FINETUNE = "ensemble-finetune"
+
+
+MODEL_KINDS = tuple(kind.value for kind in ModelKind)
 # Chosen by measurement on Banking77, 2 cores: ensemble-finetune 94.2 % in 9.4 minutes,
-# ensemble 93.8 % in 2 minutes, e5 92.3 %, tfidf 91.5 %.
-DEFAULT_KIND = "ensemble-finetune"
+# ensemble 93.8 % in 2 minutes, e5 92.3 %, tfidf 91.5 % (docs/model.md).
+DEFAULT_KIND = ModelKind.ENSEMBLE_FINETUNE
 
 
 def needs_e5(kind: str) -> bool:
     """Whether a kind reads the transformer encoder (multilingual-e5-small unless
     `INQUIRY_ROUTER_ENCODER` names another); the others need no encoder folder."""
-    return kind not in ("tfidf", "use")
+    return kind not in (ModelKind.TFIDF, ModelKind.USE)
 
 
 def reads_tfidf(kind: str) -> bool:
     """Whether a kind has the TF-IDF member (its parameters then go into the MLflow run)."""
-    return kind in ("tfidf", "ensemble", "ensemble-finetune")
+    return kind in (ModelKind.TFIDF, ModelKind.ENSEMBLE, ModelKind.ENSEMBLE_FINETUNE)

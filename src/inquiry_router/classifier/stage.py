@@ -1,4 +1,4 @@
-"""The classify stage over any model with ``predict_proba`` and ``classes_``."""
+"""The classify stage: a calibrated model and the registry version it came from."""
 
 from __future__ import annotations
 
@@ -7,13 +7,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..domain import ENGLISH, ModelRef, Prediction
+from ..domain import ModelRef, Prediction, Reading
 
 
-class ProbabilisticModel(Protocol):
+class CalibratedModel(Protocol):
+    """What the stage needs of a model: ``CalibratedEnsemble`` is one."""
+
     classes_: Any
+    native_languages_: list[str]
+    threshold_: float
+    foreign_threshold_: float | None
 
-    def predict_proba(self, texts: Sequence[str]) -> Any: ...
+    def predict_proba_by_language(
+        self,
+        texts: Sequence[str],
+        readings: Sequence[Reading],
+        originals: Sequence[str | None] | None = None,
+    ) -> np.ndarray: ...
 
 
 def predictions_from_proba(proba: np.ndarray, classes: Sequence[str]) -> list[Prediction]:
@@ -35,9 +45,10 @@ def predictions_from_proba(proba: np.ndarray, classes: Sequence[str]) -> list[Pr
 
 
 class TextClassifier:
-    """Wraps a trained model and the registry version it came from."""
+    """A trained model, the registry version it came from, and what it learned about routing:
+    its languages and its thresholds."""
 
-    def __init__(self, model: ProbabilisticModel, ref: ModelRef) -> None:
+    def __init__(self, model: CalibratedModel, ref: ModelRef) -> None:
         self.model = model
         self.ref = ref
 
@@ -47,24 +58,26 @@ class TextClassifier:
 
     @property
     def native_languages(self) -> tuple[str, ...]:
-        """The languages the model was trained on, which it reads as written with all of its
-        parts; English for models that predate the record."""
-        recorded = getattr(self.model, "native_languages_", None)
-        return tuple(recorded) if recorded else (ENGLISH,)
+        """The languages the model was trained on, which it reads as written."""
+        return tuple(self.model.native_languages_)
+
+    @property
+    def threshold(self) -> float:
+        """The desk confidence at which training found routing meets the target precision."""
+        return float(self.model.threshold_)
+
+    @property
+    def foreign_threshold(self) -> float:
+        """The same for foreign text, chosen on translated validation; never lower."""
+        chosen = self.model.foreign_threshold_
+        return self.threshold if chosen is None else float(chosen)
 
     def probabilities(
         self,
         texts: Sequence[str],
-        native: Sequence[bool | None] | None = None,
+        readings: Sequence[Reading],
         originals: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Class probabilities, one row a text. ``native`` marks texts written in one of the
-        ``native_languages`` (not translated): models with parts that know only those read the
-        others with their multilingual parts alone; None, text in an undetermined language,
-        both ways. ``originals``: for machine-translated texts, what was written; those parts
-        read it too."""
-        by_language = getattr(self.model, "predict_proba_by_language", None)
-        if native is not None and by_language is not None:
-            written = None if originals is None else list(originals)
-            return np.asarray(by_language(list(texts), list(native), written))
-        return np.asarray(self.model.predict_proba(list(texts)))
+        """Class probabilities, one row a text, each read as its ``Reading`` says;
+        ``originals``: for machine-translated texts, what was written."""
+        return np.asarray(self.model.predict_proba_by_language(texts, readings, originals))

@@ -4,6 +4,7 @@ from a ``.argosmodel`` file when not (air-gapped machines)."""
 from __future__ import annotations
 
 import json
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,19 +71,32 @@ def install_from_file(path: Path, packages_dir: Path) -> ArgosPack:
     )
 
 
-def install_from_index(language: str, packages_dir: Path) -> ArgosPack:
+def install_from_index(
+    language: str, packages_dir: Path, probe_timeout_s: float = 10.0
+) -> ArgosPack:
     """Download and install the ``language``→English pack from the Argos index."""
-    package = import_argostranslate(packages_dir).package
-    try:
-        package.update_package_index()
-        available = package.get_available_packages()
-    except Exception as error:
-        raise PackError(
+    argos = import_argostranslate(packages_dir)
+    package = argos.package
+
+    def unreachable(error: BaseException) -> PackError:
+        return PackError(
             f"cannot reach the Argos package index ({type(error).__name__}: {error}). Offline, "
             f"download translate-{language}_en-*.argosmodel on a connected machine (from "
             f"{ARGOS_INDEX_PAGE}) and run: "
             "inquiry-router translation install --file PACK.argosmodel"
-        ) from None
+        )
+
+    # argostranslate retries an unreachable index for half a minute of CPU (and then fails
+    # with a RecursionError); one request with a time limit says the same at once.
+    try:
+        urllib.request.urlopen(argos.settings.remote_package_index, timeout=probe_timeout_s).close()
+    except (OSError, ValueError) as error:
+        raise unreachable(error) from None
+    try:
+        package.update_package_index()
+        available = package.get_available_packages()
+    except Exception as error:
+        raise unreachable(error) from None
     matches = [p for p in available if p.from_code == language and p.to_code == "en"]
     if not matches:
         codes = sorted({p.from_code for p in available if p.to_code == "en"})

@@ -9,11 +9,11 @@ import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import Settings
-from ..domain import ENGLISH, UNDETERMINED, Translation
+from ..domain import ENGLISH, Reading, Translation, reading_for
 from .engines import ApertiumEngine, ArgosEngine, FastTranslateEngine, TranslationEngine
 
 log = logging.getLogger(__name__)
@@ -110,20 +110,25 @@ class Translator:
         self,
         texts: Sequence[str],
         languages: Sequence[str],
-        read_as_written: Collection[str] = (),
+        readings: Sequence[Reading] | None = None,
     ) -> list[Translation]:
-        """English for each text. ``read_as_written``: languages besides English that the
-        classifier was trained on, and reads better as written than through an engine."""
+        """English for each text that is read as foreign text (``readings``; default: every
+        text not in English). Text the classifier reads as written (a language it was trained
+        on) or both ways (undetermined) is passed through."""
+        if readings is None:
+            readings = [reading_for(language) for language in languages]
         results: list[Translation | None] = [None] * len(texts)
         pending: dict[str, list[int]] = {}
-        for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
+        for index, (text, language, reading) in enumerate(
+            zip(texts, languages, readings, strict=True)
+        ):
             if language == TARGET:
                 results[index] = Translation(text, False, "passthrough")
-            elif language in read_as_written:
+            elif reading is Reading.NATIVE:
                 results[index] = Translation(
                     text, False, "passthrough", note=f"the model was trained on {language!r}"
                 )
-            elif language == UNDETERMINED:
+            elif reading is Reading.BOTH:
                 results[index] = Translation(text, False, None, note="language undetermined")
             elif (engine := self.engine_for(language)) is None:
                 results[index] = Translation(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from ...domain import Status
 from ...routing import DeskMap
-from ...store import Conflict, NotFound
 from ..deps import DeskMapDep, HolderDep, StoreDep
 from ..schemas import (
     ClaimRequest,
@@ -89,29 +88,33 @@ def desk_queue(
     )
 
 
-@router.post("/{desk}/inquiries/{inquiry_id}/claim", response_model=InquiryPublic)
+_MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such desk, or no such inquiry in it"},
+    409: {"description": "someone else holds it, or it is not in a state to do this"},
+}
+
+
+@router.post(
+    "/{desk}/inquiries/{inquiry_id}/claim",
+    response_model=InquiryPublic,
+    responses=_MISSING_OR_TAKEN,
+)
 def claim_inquiry(
     desk: str, inquiry_id: str, body: ClaimRequest, store: StoreDep, desk_map: DeskMapDep
 ) -> InquiryPublic:
     _known(desk, desk_map)
-    try:
-        record = store.claim(desk, inquiry_id, body.agent)
-    except NotFound as error:
-        raise HTTPException(404, str(error)) from None
-    except Conflict as error:
-        raise HTTPException(409, str(error)) from None
+    record = store.claim(desk, inquiry_id, body.agent)
     return InquiryPublic.model_validate(record, from_attributes=True)
 
 
-@router.post("/{desk}/inquiries/{inquiry_id}/resolve", response_model=InquiryPublic)
+@router.post(
+    "/{desk}/inquiries/{inquiry_id}/resolve",
+    response_model=InquiryPublic,
+    responses=_MISSING_OR_TAKEN,
+)
 def resolve_inquiry(
     desk: str, inquiry_id: str, body: ResolveRequest, store: StoreDep, desk_map: DeskMapDep
 ) -> InquiryPublic:
     _known(desk, desk_map)
-    try:
-        record = store.resolve(desk, inquiry_id, body.agent, body.resolution)
-    except NotFound as error:
-        raise HTTPException(404, str(error)) from None
-    except Conflict as error:
-        raise HTTPException(409, str(error)) from None
+    record = store.resolve(desk, inquiry_id, body.agent, body.resolution)
     return InquiryPublic.model_validate(record, from_attributes=True)

@@ -11,9 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ...domain import InquiryText as PipelineInput
-from ...store import IdempotencyConflict, NewInquiry, NotFound
+from ...store import NewInquiry
 from ..deps import PipelineDep, StoreDep
-from ..schemas import InquiryAccepted, InquiryCreate, InquiryPublic, InquiryText
+from ..schemas import (
+    DecisionPublic,
+    InquiryAccepted,
+    InquiryCreate,
+    InquiryPublic,
+    InquiryText,
+)
 
 router = APIRouter(prefix="/v1", tags=["inquiries"])
 
@@ -90,10 +96,7 @@ async def create_inquiry(
     the first inquiry instead of creating another."""
     body: InquiryCreate = await parse_body(request, InquiryCreate)
     new = NewInquiry(**body.model_dump())
-    try:
-        record, created = store.add(new, idempotency_key=idempotency_key)
-    except IdempotencyConflict as error:
-        raise HTTPException(409, str(error)) from None
+    record, created = store.add(new, idempotency_key=idempotency_key)
     status_url = str(request.url_for("get_inquiry", inquiry_id=record.id))
     response.headers["Location"] = status_url
     if not created:
@@ -101,22 +104,29 @@ async def create_inquiry(
     return InquiryAccepted(id=record.id, status=record.status, status_url=status_url)  # type: ignore[arg-type]
 
 
-@router.get("/inquiries/{inquiry_id}", response_model=InquiryPublic)
+@router.get(
+    "/inquiries/{inquiry_id}",
+    response_model=InquiryPublic,
+    responses={404: {"description": "no such inquiry"}},
+)
 def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
     """Status and, once routed, the full routing decision."""
-    try:
-        record = store.get(inquiry_id)
-    except NotFound as error:
-        raise HTTPException(404, str(error)) from None
+    record = store.get(inquiry_id)
     return InquiryPublic.model_validate(record, from_attributes=True)
 
 
-@router.post("/classify", openapi_extra=_body_schema(InquiryText), tags=["classify"])
-async def classify(request: Request, pipeline: PipelineDep) -> dict[str, Any]:
+@router.post(
+    "/classify",
+    response_model=DecisionPublic,
+    openapi_extra=_body_schema(InquiryText),
+    tags=["classify"],
+    responses={503: {"description": "the model is still loading"}},
+)
+async def classify(request: Request, pipeline: PipelineDep) -> DecisionPublic:
     """The routing decision for a text, computed now and stored nowhere."""
     body: InquiryText = await parse_body(request, InquiryText)
     # The model is CPU-bound: run it off the event loop so intake keeps answering meanwhile.
     decision = await run_in_threadpool(
         pipeline.run_one, PipelineInput(body.message, body.subject, body.locale)
     )
-    return decision.to_dict()
+    return DecisionPublic.model_validate(decision.to_dict())

@@ -1,15 +1,16 @@
 """Held-out evaluation: the figures and plots logged with every training run and by
 ``inquiry-router evaluate``.
 
-Routing quality is judged at the desk, as the service routes: the desk's probability is the sum
-of its intents' probabilities, and an inquiry is auto-routed when that reaches the threshold.
+Routing quality is judged as the service routes: the texts go through the pipeline's router
+(``Pipeline.route``), which gates each desk's probability (the sum of its intents') on its
+threshold; a routed inquiry is right when its desk handles the gold intent.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,86 +23,10 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from ..domain import Prediction, Routing
 from ..routing import DeskMap
 
-DEFAULT_THRESHOLD = 0.55  # when there is no held-out data to choose one from
-
-
-@dataclass(frozen=True)
-class RoutingScores:
-    """Per example: the routed group (desk, or intent without a desk map), its probability,
-    and whether it is the right one."""
-
-    confidence: np.ndarray
-    correct: np.ndarray
-    weight: np.ndarray | None = None  # how much each example counts; None: equally
-    routed: np.ndarray | None = None  # the group each example goes to, when known
-
-
-def routing_scores(
-    probabilities: np.ndarray,
-    classes: Sequence[str],
-    gold: Sequence[str] | None,
-    desk_map: DeskMap | None,
-) -> RoutingScores:
-    """``gold=None`` scores out-of-scope messages: whatever they are routed to is wrong."""
-    classes = list(classes)
-    group_of: Callable[[str], str | None]
-    if desk_map is None or not all(desk_map.desk_for(c) for c in classes):
-        groups, group_of = classes, lambda label: label
-        group_probabilities = probabilities
-    else:
-        group_of = desk_map.desk_for
-        groups = sorted({desk_map.desk_for(c) or "" for c in classes})
-        membership = np.zeros((len(classes), len(groups)))
-        for i, label in enumerate(classes):
-            membership[i, groups.index(desk_map.desk_for(label) or "")] = 1.0
-        group_probabilities = probabilities @ membership
-    confidence = group_probabilities.max(1)
-    best = group_probabilities.argmax(1)
-    routed = np.asarray(groups, dtype=object)[best]
-    if gold is None:
-        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool), routed=routed)
-    return RoutingScores(
-        confidence,
-        np.array([groups[b] == group_of(g) for b, g in zip(best, gold, strict=True)]),
-        routed=routed,
-    )
-
-
-def record_out_of_scope(
-    evaluation: Evaluation,
-    probabilities: np.ndarray,
-    classes: Sequence[str],
-    desk_map: DeskMap | None,
-    thresholds: np.ndarray | None = None,
-) -> None:
-    """Add the share of out-of-scope messages the threshold sends to triage (``thresholds``:
-    each message's own, where foreign text or a desk has another)."""
-    confidence = routing_scores(probabilities, classes, None, desk_map).confidence
-    bar = evaluation.threshold if thresholds is None else thresholds
-    evaluation.extra["oos_recall"] = float((confidence < bar).mean())
-    evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
-
-
-def choose_threshold(scores: RoutingScores, target_precision: float) -> float:
-    """The lowest threshold at which the auto-routed share is at least ``target_precision``
-    right: the most automation the target allows."""
-    order = np.argsort(-scores.confidence)
-    confidence, correct = scores.confidence[order], scores.correct[order]
-    weight = np.ones(len(order)) if scores.weight is None else scores.weight[order]
-    precision = np.cumsum(weight * correct) / np.cumsum(weight)
-    meeting = np.nonzero(precision >= target_precision)[0]
-    if len(meeting) == 0:
-        return 1.0
-    return float(confidence[meeting[-1]])
-
-
-def coverage_precision(scores: RoutingScores, threshold: float | np.ndarray) -> tuple[float, float]:
-    routed = scores.confidence >= threshold
-    coverage = float(routed.mean()) if len(routed) else 0.0
-    precision = float(scores.correct[routed].mean()) if routed.any() else 1.0
-    return coverage, precision
+Routed = Sequence[tuple[Prediction, Routing]]
 
 
 def expected_calibration_error(
@@ -114,6 +39,15 @@ def expected_calibration_error(
         if in_bin.any():
             error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(error)
+
+
+def coverage_precision(
+    confidence: np.ndarray, correct: np.ndarray, routed: np.ndarray
+) -> tuple[float, float]:
+    """The share routed, and the share of those that reached the right desk."""
+    coverage = float(routed.mean()) if len(routed) else 0.0
+    precision = float(correct[routed].mean()) if routed.any() else 1.0
+    return coverage, precision
 
 
 @dataclass
@@ -146,21 +80,22 @@ class Evaluation:
         return metrics
 
 
-def evaluate_probabilities(
+def evaluate(
     probabilities: np.ndarray,
     classes: Sequence[str],
     gold: Sequence[str],
-    desk_map: DeskMap | None,
+    routed: Routed,
     threshold: float,
-    row_thresholds: np.ndarray | None = None,
+    desk_map: DeskMap,
 ) -> Evaluation:
-    """``row_thresholds``: each row's own threshold where they differ (foreign text and desks
-    with their own have theirs); coverage and precision are then as the router would route. The
-    curve sweeps one threshold over every row."""
+    """Figures for texts the pipeline read (``probabilities``) and routed (``routed``, from
+    ``Pipeline.route``), against their ``gold`` intents. ``threshold``: the model's, which the
+    coverage-precision curve sweeps over every text; coverage and precision are as routed,
+    each text by its own threshold (foreign text's, or its desk's)."""
     classes = list(classes)
     predicted = [classes[i] for i in probabilities.argmax(1)]
     desk_accuracy = None
-    if desk_map is not None and all(desk_map.desk_for(label) for label in {*gold, *classes}):
+    if not desk_map.is_per_intent and desk_map.covers({*gold, *classes}):
         desk_accuracy = float(
             np.mean(
                 [
@@ -169,17 +104,22 @@ def evaluate_probabilities(
                 ]
             )
         )
-    scores = routing_scores(probabilities, classes, gold, desk_map)
-    coverage, precision = coverage_precision(
-        scores, threshold if row_thresholds is None else row_thresholds
-    )
+    # The desk each text would go to, were its confidence enough; and whether it is the right.
+    best = [desk_map.desk_for(prediction.intent) for prediction, _ in routed]
+    correct = np.array([b == desk_map.desk_for(g) for b, g in zip(best, gold, strict=True)])
+    confidence = np.array([routing.desk_confidence for _, routing in routed])
+    auto = np.array([routing.auto_routed for _, routing in routed], dtype=bool)
+    coverage, precision = coverage_precision(confidence, correct, auto)
     top = probabilities.max(1)
     intent_correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
     labels = sorted(set(gold) | set(predicted))
     p, r, f, support = precision_recall_fscore_support(
         gold, predicted, labels=labels, zero_division=0
     )
-    curve = [(float(t), *coverage_precision(scores, float(t))) for t in np.linspace(0.0, 0.99, 34)]
+    curve = [
+        (float(t), *coverage_precision(confidence, correct, confidence >= t))
+        for t in np.linspace(0.0, 0.99, 34)
+    ]
     return Evaluation(
         n=len(gold),
         accuracy=float(accuracy_score(gold, predicted)),
@@ -200,6 +140,14 @@ def evaluate_probabilities(
         },
         curve=curve,
     )
+
+
+def record_out_of_scope(evaluation: Evaluation, routed: Routed) -> None:
+    """Add the share of out-of-scope messages the router sends to triage."""
+    evaluation.extra["oos_recall"] = float(
+        np.mean([not routing.auto_routed for _, routing in routed])
+    )
+    evaluation.extra["in_scope_accuracy"] = evaluation.accuracy
 
 
 def write_report(

@@ -21,11 +21,11 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
-from .classifier import TextClassifier, predictions_from_proba
-from .classifier.encoders import E5_FOLDER
-from .classifier.kinds import needs_e5
-from .config import Settings
-from .domain import ModelRef
+from ..classifier import TextClassifier, predictions_from_proba
+from ..classifier.encoders import E5_FOLDER
+from ..classifier.kinds import needs_e5
+from ..config import Settings
+from ..domain import ModelRef
 
 CHAMPION = "champion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
@@ -40,7 +40,7 @@ class IntentModel(PythonModel):
 
     ``predict`` takes a frame with a ``text`` column and returns the top intent, its probability
     and the runner-up, so the model also works outside this product (``mlflow models serve``,
-    ``mlflow.pyfunc.spark_udf``). The service calls ``predict_proba`` for every class.
+    ``mlflow.pyfunc.spark_udf``). The service unwraps the estimator and reads it directly.
     """
 
     estimator: Any = None
@@ -52,38 +52,8 @@ class IntentModel(PythonModel):
     def classes_(self) -> Any:
         return self.estimator.classes_
 
-    @property
-    def triage_threshold_(self) -> float | None:
-        """The threshold chosen on validation data at training time, if any."""
-        chosen = getattr(self.estimator, "triage_threshold_", None)
-        return None if chosen is None else float(chosen)
-
-    @property
-    def foreign_threshold_(self) -> float | None:
-        """The threshold for text not written in English, chosen on translated validation."""
-        chosen = getattr(self.estimator, "foreign_threshold_", None)
-        return None if chosen is None else float(chosen)
-
-    @property
-    def native_languages_(self) -> list[str] | None:
-        """The languages the model was trained on, as training recorded them (None: before
-        the record, English)."""
-        recorded = getattr(self.estimator, "native_languages_", None)
-        return None if recorded is None else list(recorded)
-
     def predict_proba(self, texts: list[str]) -> Any:
         return self.estimator.predict_proba(texts)
-
-    def predict_proba_by_language(
-        self,
-        texts: list[str],
-        native: list[bool | None],
-        originals: list[str | None] | None = None,
-    ) -> Any:
-        by_language = getattr(self.estimator, "predict_proba_by_language", None)
-        if by_language is None:
-            return self.estimator.predict_proba(texts)
-        return by_language(texts, native, originals)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         texts = model_input["text"].astype(str).tolist()
@@ -337,7 +307,7 @@ class ModelRegistry:
             loaded = mlflow.pyfunc.load_model(ref.uri)
         except (MlflowException, OSError) as error:
             raise RegistryError(f"cannot load model {ref.uri}: {error}") from error
-        return TextClassifier(loaded.unwrap_python_model(), ref)
+        return TextClassifier(loaded.unwrap_python_model().estimator, ref)
 
 
 def quiet_mlflow() -> None:

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .config import Settings
-from .datasets import DatasetStore, XsidSentence, load_banking77, load_xsid, xsid_languages
-from .domain import InquiryText
-from .language import BACKENDS, LanguageDetector, make_backend
+from ..config import Settings
+from ..datasets import DatasetStore, XsidSentence, load_banking77, load_xsid, xsid_languages
+from ..domain import InquiryText, ModelRef, Reading, reading_for
+from ..language import BACKENDS, LanguageDetector, make_backend
+from ..pipeline import assemble, build_detector, build_pipeline, warm_up
+from ..translation import build_translator
 
 Progress = Callable[[str], None]
 
@@ -42,8 +44,6 @@ def bench_classify(
 ) -> dict[str, Any]:
     """The champion pipeline on Banking77's official test set: quality and throughput, the
     latter once warmed up as the service is before it reports ready."""
-    from .pipeline import build_pipeline, warm_up
-
     pipeline = build_pipeline(settings, model_uri)
     warm_up(pipeline)
     test = load_banking77(DatasetStore(settings)).test
@@ -146,8 +146,6 @@ def bench_translation(
     from sacrebleu.metrics.bleu import BLEU
     from sacrebleu.metrics.chrf import CHRF
 
-    from .translation import build_translator
-
     translator = build_translator(settings)
     store = DatasetStore(settings)
     rows = []
@@ -196,14 +194,12 @@ def bench_untranslated_routing(
     language and variant: intent accuracy, and the share routed automatically (confidence at or
     above the model's triage threshold, its foreign-text one for text not written in English)
     with the precision of those."""
-    import pandas as pd
-
-    from .classifier.encoders import encoder_name
-    from .classifier.kinds import needs_e5
-    from .classifier.models import pin_configured_encoder
-    from .classifier.training import fit_calibrated
-    from .pipeline import build_detector, model_thresholds, reads_as_written
-    from .translation import build_translator
+    from ..classifier import TextClassifier
+    from ..classifier.encoders import encoder_name, pin_configured_encoder
+    from ..classifier.kinds import needs_e5
+    from ..classifier.models import build_model
+    from ..routing import DeskMap
+    from .training import translated_validation
 
     encoder = encoder_name(settings.encoder)
     if needs_e5(kind):
@@ -219,7 +215,7 @@ def bench_untranslated_routing(
     # As the router reads untranslated text: by the language detected in it.
     detected = {
         language: [
-            reads_as_written(guess.language, False)
+            reading_for(guess.language)
             for guess in detector.detect_batch([s.text for s in sentences])
         ]
         for language, sentences in by_language.items()
@@ -236,24 +232,27 @@ def bench_untranslated_routing(
     for fold in range(folds):
         progress(f"fold {fold + 1}/{folds}")
         train_ids = [i for i in fold_of if fold_of[i] != fold]
-        frame = pd.DataFrame(
-            {
-                "text": [english[i].text for i in train_ids],
-                "label": [english[i].intent for i in train_ids],
-            }
+        model = build_model(kind, encoder=encoder, target_precision=settings.target_precision).fit(
+            [english[i].text for i in train_ids],
+            [english[i].intent for i in train_ids],
+            translate_validation=lambda texts: translated_validation(texts, progress),
         )
-        model, calibration = fit_calibrated(
-            kind, frame, target_precision=settings.target_precision, encoder=encoder
+        # Routed as the service routes, each intent its own desk.
+        pipeline = assemble(
+            settings,
+            TextClassifier(model, ModelRef(f"xsid-fold-{fold}", "new", "")),
+            DeskMap.one_per_intent(model.classes_),
         )
         for language, sentences in by_language.items():
             # xSID files align sentence by sentence with the English one (same ids, same order).
             test_ids = [i for i in fold_of if fold_of[i] == fold and i < len(sentences)]
             gold = np.asarray([sentences[i].intent for i in test_ids])
             written = [sentences[i].text for i in test_ids]
+            known = Reading.NATIVE if language == "en" else Reading.FOREIGN
             # Each variant: the texts, what was written where they are translations, and how
-            # each is read (True: as native, False: as foreign text, None: both ways).
-            variants: dict[str, tuple[list[str], list[str] | None, list[bool | None]]] = {
-                "as written": (written, None, [language == "en"] * len(written)),
+            # each is read.
+            variants: dict[str, tuple[list[str], list[str] | None, list[Reading]]] = {
+                "as written": (written, None, [known] * len(written)),
                 "detected": (written, None, [detected[language][i] for i in test_ids]),
             }
             english_of = translated.get(language)
@@ -261,16 +260,15 @@ def bench_untranslated_routing(
                 machine = [english_of[i] for i in test_ids]
                 # Machine-translated English goes, like foreign text, to the multilingual
                 # members only.
-                variants["translated"] = (machine, None, [False] * len(machine))
+                variants["translated"] = (machine, None, [Reading.FOREIGN] * len(machine))
                 # What the router does: the translation read beside what was written.
-                variants["both"] = (machine, written, [False] * len(machine))
-            for variant, (texts, originals, native) in variants.items():
-                probabilities = model.predict_proba_by_language(texts, native, originals)
+                variants["both"] = (machine, written, [Reading.FOREIGN] * len(machine))
+            for variant, (texts, originals, readings) in variants.items():
+                probabilities = pipeline.classifier.probabilities(texts, readings, originals)
                 right = np.asarray(model.classes_)[probabilities.argmax(1)] == gold
-                threshold = model_thresholds(
-                    native, calibration.threshold, calibration.foreign_threshold
+                routed = np.array(
+                    [r.auto_routed for _, r in pipeline.route(probabilities, readings)]
                 )
-                routed = probabilities.max(1) >= threshold
                 count = counts.setdefault((language, variant), Counter())
                 count["n"] += len(texts)
                 count["correct"] += int(right.sum())

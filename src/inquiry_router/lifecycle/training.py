@@ -15,11 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .. import __version__
+from ..classifier import DEFAULT_KIND, MODEL_KINDS, TextClassifier
+from ..classifier.encoders import (
+    USE_NAME,
+    EncoderError,
+    UniversalSentenceEncoder,
+    encoder_name,
+    pin_configured_encoder,
+)
+from ..classifier.kinds import needs_e5, reads_tfidf
+from ..classifier.models import CalibratedEnsemble, build_model, member_name
+from ..classifier.tfidf import DEFAULT_PARAMS
 from ..config import SOURCE_ROOT, Settings
 from ..datasets import (
     DatasetError,
@@ -29,40 +39,13 @@ from ..datasets import (
     load_source,
     split_out_of_scope,
 )
-from ..domain import ENGLISH, UNDETERMINED
+from ..domain import ENGLISH, UNDETERMINED, ModelRef, Reading
+from ..pipeline import assemble, build_detector
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
-from .encoders import (
-    E5_FOLDER,
-    USE_NAME,
-    EncoderError,
-    UniversalSentenceEncoder,
-    encoder_name,
-)
-from .evaluation import (
-    DEFAULT_THRESHOLD,
-    Evaluation,
-    RoutingScores,
-    choose_threshold,
-    evaluate_probabilities,
-    record_out_of_scope,
-    routing_scores,
-    write_report,
-)
-from .kinds import DEFAULT_KIND, MODEL_KINDS, needs_e5, reads_tfidf
-from .models import (
-    build_model,
-    fit_temperature,
-    geometric_mean,
-    member_name,
-    pin_configured_encoder,
-    scale,
-)
-from .tfidf import DEFAULT_PARAMS
+from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
 
 HOLDOUT_FRACTION = 0.2
-VALIDATION_FRACTION = 0.15
-MIN_TO_VALIDATE = 4  # examples a label needs before any are held out for calibration
 
 
 @dataclass
@@ -152,13 +135,11 @@ def _training_languages(
     the threshold chosen on validation; other languages are foreign text: translated to English
     where an engine can and read by the multilingual members alone. A model trained on German
     reads German as written, even where a German→English engine is installed."""
-    from ..pipeline import build_detector, read_as
-
     guesses = build_detector(settings).detect_batch(list(texts), [None] * len(texts))
     # Undetermined text (short, mostly) counts as the language most of the rest is in.
     determined = Counter(g.language for g in guesses if g.language != UNDETERMINED)
     main = determined.most_common(1)[0][0] if determined else ENGLISH
-    each = [read_as(g, [main]) for g in guesses]
+    each = [main if g.language == UNDETERMINED else g.language for g in guesses]
     counts = Counter(each)
     shares = [(language, n / len(texts)) for language, n in counts.most_common(5)]
     described = ",".join(f"{language}:{share:.3f}" for language, share in shares)
@@ -174,7 +155,7 @@ def _training_languages(
     return described, native, each
 
 
-def _translated_validation(
+def translated_validation(
     texts: Sequence[str], step: Callable[[str], None]
 ) -> dict[str, list[str]]:
     """The validation texts machine-translated into Spanish and Italian, where Apertium is
@@ -256,249 +237,6 @@ def assemble_data(
     return train_frame, test_frame, ",".join(described)
 
 
-def _validation_split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """15 % of the training data, stratified, to calibrate on. A label with fewer than
-    ``MIN_TO_VALIDATE`` examples keeps them all for fitting rather than stop the others being
-    calibrated (xSID has intents with 1 and 2 examples among 240). None when fewer than two
-    labels could be held out, or too little data would be left to learn from."""
-    counts = frame["label"].value_counts()
-    common = frame["label"].isin(counts[counts >= MIN_TO_VALIDATE].index)
-    pool, rare = frame[common], frame[~common]
-    labels = pool["label"].nunique()
-    # A stratified split needs a validation row per label and rows left to learn from.
-    size = max(round(len(pool) * VALIDATION_FRACTION), labels)
-    if labels < 2 or len(pool) - size < labels:
-        return None
-    fit, validation = train_test_split(
-        pool, test_size=size, random_state=seed, stratify=pool["label"]
-    )
-    if len(rare):
-        fit = pd.concat([fit, rare])
-    return fit, validation
-
-
-@dataclass
-class Calibration:
-    """What training chose on its validation split; the model refitted on everything keeps it."""
-
-    temperature: float = 1.0
-    multilingual_temperature: float = 1.0
-    # "english" (or the training text's language), or "apertium:es,it" when foreign text was
-    # calibrated on translated validation
-    multilingual_calibration: str = "english"
-    # The members that read foreign text, by index; None: every multilingual one.
-    foreign_members: list[int] | None = None
-    threshold: float = DEFAULT_THRESHOLD
-    # For text not written in English: chosen on the translated validation, never below
-    # ``threshold``. None: none was chosen, ``threshold`` applies.
-    foreign_threshold: float | None = None
-
-    def apply(self, estimator: Any) -> Any:
-        estimator.temperature = self.temperature
-        estimator.multilingual_temperature = self.multilingual_temperature
-        estimator.foreign_members_ = self.foreign_members
-        estimator.triage_threshold_ = self.threshold
-        estimator.foreign_threshold_ = self.foreign_threshold
-        return estimator
-
-
-def _nll(probabilities: np.ndarray, gold_index: np.ndarray) -> float:
-    picked = probabilities[np.arange(len(gold_index)), gold_index]
-    return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
-
-
-def _choose_foreign_members(
-    estimator: Any, by_member: dict[int, np.ndarray], gold_index: np.ndarray
-) -> tuple[list[int], float]:
-    """Which multilingual members read foreign text, and their temperature, by log-likelihood on
-    translated validation. Fine-tuning on English can wear away what an encoder knew of other
-    languages, so the fine-tuned member is kept for foreign text only when it helps there; the
-    frozen encoders always read it. Measured on xSID (240 English sentences): with the
-    fine-tuned member German 89.3 %, Italian 88.7 %; without it 90.7 % and 91.7 %."""
-    everyone = list(by_member)
-    candidates = [everyone]
-    frozen = [i for i in everyone if member_name(estimator.members[i]) != "finetune"]
-    if frozen and frozen != everyone:
-        candidates.append(frozen)
-    best: tuple[float, list[int], float] | None = None
-    for members in candidates:
-        mixed = geometric_mean([by_member[i] for i in members])
-        temperature = fit_temperature(mixed, gold_index)
-        loss = _nll(scale(mixed, temperature), gold_index)
-        if best is None or loss < best[0] - 1e-9:
-            best = (loss, members, temperature)
-    assert best is not None
-    return best[1], best[2]
-
-
-def fit_calibrated(
-    kind: str,
-    frame: pd.DataFrame,
-    *,
-    seed: int = 0,
-    epochs: int = 4,
-    out_of_scope: OutOfScope | None = None,
-    desk_map: DeskMap | None = None,
-    target_precision: float = 0.97,
-    native_languages: Sequence[str] = (ENGLISH,),
-    text_languages: Sequence[str] | None = None,
-    encoder: str = E5_FOLDER,
-    step: Callable[[str], None] = lambda _message: None,
-) -> tuple[Any, Calibration]:
-    """The training recipe: fit on 85 % of ``frame``; on the other 15 % fit the temperatures,
-    choose the members that read foreign text and the triage threshold; then refit on all of
-    it, keeping those choices (the same recipe with 15 % more data: no example is wasted).
-    Too little data to hold any out: no calibration, the default threshold.
-
-    ``native_languages``: what ``frame`` is written in, most common first; the model reads them
-    as written (``native_languages_``), and everything else as foreign text. ``text_languages``:
-    each text's, where known (else all in the first native language). ``encoder``: the
-    transformer encoder the e5 and fine-tuned members read (``encoders.encoder_name``)."""
-    calibration = Calibration()
-    if text_languages is not None:
-        frame = frame.assign(language=list(text_languages))
-    split = _validation_split(frame, seed)
-    if split is not None:
-        fit_frame, validation = split
-        step(f"fitting {kind} on {len(fit_frame):,} examples to calibrate on {len(validation):,}")
-        estimator = build_model(kind, seed, epochs, encoder).fit(
-            fit_frame["text"].tolist(), fit_frame["label"].tolist()
-        )
-        calibration = _calibrate(
-            estimator,
-            validation,
-            out_of_scope,
-            desk_map,
-            target_precision,
-            native_languages[0],
-            step,
-        )
-    intents = frame["label"].nunique()
-    step(f"fitting {kind} on all {len(frame):,} examples, {intents} intents")
-    estimator = build_model(kind, seed, epochs, encoder)
-    estimator.fit(frame["text"].tolist(), frame["label"].tolist())
-    estimator.native_languages_ = list(native_languages)
-    return calibration.apply(estimator), calibration
-
-
-def _calibrate(
-    estimator: Any,
-    validation: pd.DataFrame,
-    out_of_scope: OutOfScope | None,
-    desk_map: DeskMap | None,
-    target_precision: float,
-    language: str,
-    step: Callable[[str], None],
-) -> Calibration:
-    """``language``: the training text's main language; each validation text's is in its
-    ``language`` column where known, else assumed to be that. Apertium translates from
-    English, so foreign text is calibrated on the English validation texts, translated, when
-    English is the main language."""
-    calibration = Calibration()
-    # Each member reads the validation texts once; the mixes below reuse its answers.
-    validation_texts = validation["text"].tolist()
-    by_member = [member.predict_proba(validation_texts) for member in estimator.members]
-    native = estimator.native_members
-    raw = geometric_mean(
-        [p for m, p in zip(estimator.members, by_member, strict=True) if m in native]
-    )
-    classes = list(estimator.classes_)
-    index = {label: i for i, label in enumerate(classes)}
-    known = np.array([label in index for label in validation["label"]])
-    gold_index = np.array([index.get(label, 0) for label in validation["label"]])
-    calibration.temperature = fit_temperature(raw[known], gold_index[known])
-    foreign_scores: RoutingScores | None = None
-    multilingual = estimator.multilingual_members
-    if multilingual:
-        translated: dict[str, list[str]] = {}
-        english = np.full(len(validation), language == ENGLISH)
-        if "language" in validation:
-            english = validation["language"].to_numpy() == ENGLISH
-        if language == ENGLISH and english.any():
-            translated = _translated_validation(
-                [text for text, e in zip(validation_texts, english, strict=True) if e], step
-            )
-        else:
-            calibration.multilingual_calibration = language
-            step(
-                f"foreign text calibrated on the validation text as written ({language}): "
-                "Apertium, which makes the translated calibration text, translates from English"
-            )
-        if translated:
-            # Calibrated on the text it will read: foreign text is read less well than
-            # English, and an English-fitted temperature makes it overconfident.
-            foreign = [text for texts in translated.values() for text in texts]
-            known_foreign = np.tile(known[english], len(translated))
-            gold_foreign = np.tile(gold_index[english], len(translated))[known_foreign]
-            foreign_by_member = {
-                i: member.predict_proba(foreign)[known_foreign]
-                for i, member in enumerate(estimator.members)
-                if member in multilingual
-            }
-            members, calibration.multilingual_temperature = _choose_foreign_members(
-                estimator, foreign_by_member, gold_foreign
-            )
-            calibration.foreign_members = members
-            foreign_scores = routing_scores(
-                scale(
-                    geometric_mean([foreign_by_member[i] for i in members]),
-                    calibration.multilingual_temperature,
-                ),
-                classes,
-                [classes[i] for i in gold_foreign],
-                desk_map,
-            )
-            calibration.multilingual_calibration = "apertium:" + ",".join(translated)
-            step(
-                "foreign text read by "
-                + "+".join(member_name(estimator.members[i]) for i in members)
-            )
-        else:
-            alone = geometric_mean(
-                [p for m, p in zip(estimator.members, by_member, strict=True) if m in multilingual]
-            )
-            calibration.multilingual_temperature = fit_temperature(alone[known], gold_index[known])
-    scores = routing_scores(
-        scale(raw, calibration.temperature), classes, validation["label"].tolist(), desk_map
-    )
-    if out_of_scope is not None and out_of_scope.tuning:
-        # Any desk is the wrong desk for these: routing one counts against precision.
-        outside = routing_scores(
-            scale(estimator.mean_proba(out_of_scope.tuning), calibration.temperature),
-            classes,
-            None,
-            desk_map,
-        )
-        # Background examples stand for a share of the traffic, however many there are.
-        weight = 1.0
-        if out_of_scope.share is not None:
-            share = out_of_scope.share
-            weight = share / (1 - share) * len(scores.confidence) / len(out_of_scope.tuning)
-        scores = RoutingScores(
-            np.concatenate([scores.confidence, outside.confidence]),
-            np.concatenate([scores.correct, outside.correct]),
-            np.concatenate(
-                [np.ones(len(scores.confidence)), np.full(len(outside.confidence), weight)]
-            ),
-        )
-    calibration.threshold = choose_threshold(scores, target_precision)
-    step(
-        f"temperature {calibration.temperature:.2f}; triage threshold "
-        f"{calibration.threshold:.3f} meets {target_precision:.0%} precision on validation"
-    )
-    if foreign_scores is not None:
-        # Off-topic messages are judged on English above; foreign text gets no lower a bar.
-        calibration.foreign_threshold = max(
-            calibration.threshold, choose_threshold(foreign_scores, target_precision)
-        )
-        step(
-            f"foreign text: temperature {calibration.multilingual_temperature:.2f}, threshold "
-            f"{calibration.foreign_threshold:.3f} ({target_precision:.0%} precision on the "
-            "translated validation)"
-        )
-    return calibration
-
-
 def train(
     settings: Settings,
     sources: Sequence[str],
@@ -536,6 +274,9 @@ def train(
         desk_map: DeskMap | None = DeskMap.from_yaml(settings.desks_path)
     except DeskMapError:
         desk_map = None
+    intents = sorted(set(train_frame["label"]))
+    if desk_map is None or not desk_map.covers(intents):
+        desk_map = DeskMap.one_per_intent(intents)  # judged per intent
 
     encoder_source = None
     encoder = encoder_name(settings.encoder)
@@ -550,35 +291,41 @@ def train(
         settings, train_frame["text"].tolist(), step
     )
     started = time.perf_counter()
-    estimator, calibration = fit_calibrated(
-        kind,
-        train_frame,
-        seed=seed,
-        epochs=epochs,
-        out_of_scope=out_of_scope,
-        desk_map=desk_map,
-        target_precision=settings.target_precision,
+    step(f"training {kind}")
+    estimator = build_model(kind, seed, epochs, encoder, settings.target_precision).fit(
+        train_frame["text"].tolist(),
+        train_frame["label"].tolist(),
+        languages=text_languages,
         native_languages=native_languages,
-        text_languages=text_languages,
-        encoder=encoder,
+        desk_of=desk_map.desk_of,
+        out_of_scope=out_of_scope_train,
+        out_of_scope_share=out_of_scope.share,
+        translate_validation=lambda texts: translated_validation(texts, step),
         step=step,
     )
-    threshold = calibration.threshold
     train_seconds = time.perf_counter() - started
 
-    # The held-out text is in the training languages: read as written, by every member.
+    # The held-out text is in the training languages: read as written, by every member, and
+    # routed by the same router the service uses.
     step(f"evaluating on {len(test_frame):,} held-out examples")
+    pipeline = assemble(
+        settings, TextClassifier(estimator, ModelRef(model_name, "new", "")), desk_map
+    )
+    classes = pipeline.classifier.classes
     probabilities = estimator.predict_proba(test_frame["text"].tolist())
     gold = test_frame["label"].tolist()
-    evaluation = evaluate_probabilities(
-        probabilities, list(estimator.classes_), gold, desk_map, threshold
+    evaluation = evaluate(
+        probabilities,
+        classes,
+        gold,
+        pipeline.route(probabilities, [Reading.NATIVE] * len(gold)),
+        pipeline.router.threshold,
+        desk_map,
     )
     if out_of_scope_test:
+        outside = estimator.predict_proba(out_of_scope_test)
         record_out_of_scope(
-            evaluation,
-            estimator.predict_proba(out_of_scope_test),
-            list(estimator.classes_),
-            desk_map,
+            evaluation, pipeline.route(outside, [Reading.NATIVE] * len(out_of_scope_test))
         )
 
     step("logging the run and registering the model in MLflow")
@@ -597,8 +344,8 @@ def train(
         "training_languages": languages,
         "native_languages": ",".join(native_languages),
         **({"encoder": encoder} if needs_e5(kind) else {}),
-        "temperature": round(calibration.temperature, 4),
-        "multilingual_temperature": round(calibration.multilingual_temperature, 4),
+        "temperature": round(estimator.temperature_, 4),
+        "multilingual_temperature": round(estimator.foreign_temperature_, 4),
         "multilingual_members": "+".join(
             member_name(member) for member in estimator.multilingual_members
         ),
@@ -608,11 +355,11 @@ def train(
         "out_of_scope.n_test": len(out_of_scope_test),
         "out_of_scope.share": out_of_scope.share if out_of_scope.share is not None else "as given",
         "target_precision": settings.target_precision,
-        "multilingual_calibration": calibration.multilingual_calibration,
+        "multilingual_calibration": estimator.foreign_calibration_,
         "foreign_threshold": (
-            "as English"
-            if calibration.foreign_threshold is None
-            else round(calibration.foreign_threshold, 4)
+            "as native"
+            if estimator.foreign_threshold_ is None
+            else round(estimator.foreign_threshold_, 4)
         ),
         **(
             {f"tfidf.{key}": value for key, value in DEFAULT_PARAMS.items()}
@@ -632,14 +379,12 @@ def train(
         tags["encoder.source"] = encoder_source.source
         tags["encoder.detail"] = encoder_source.detail
     use_source = None
-    if any(getattr(m, "encoder", None) == USE_NAME for m in estimator.members):
+    if any(getattr(m, "encoder", None) == USE_NAME for m in estimator.members_):
         use_source = UniversalSentenceEncoder.source().source
         tags["encoder.use.source"] = use_source
     registry = ModelRegistry(settings)
     with tempfile.TemporaryDirectory() as scratch:
-        report_files = write_report(
-            evaluation, probabilities, list(estimator.classes_), gold, Path(scratch)
-        )
+        report_files = write_report(evaluation, probabilities, classes, gold, Path(scratch))
         registered = registry.log_trained_model(
             estimator=estimator,
             model_name=model_name,
@@ -661,24 +406,24 @@ def train(
         encoder_source=None if encoder_source is None else encoder_source.source,
         encoder=encoder if encoder_source is not None else None,
         use_source=use_source,
-        foreign_text=_describe_foreign(estimator, calibration),
+        foreign_text=describe_foreign(estimator),
         native_languages=tuple(native_languages),
     )
 
 
-def _describe_foreign(estimator: Any, calibration: Calibration) -> str | None:
+def describe_foreign(estimator: CalibratedEnsemble) -> str | None:
     """How the model reads foreign text (not in its native languages), for the training
     summary."""
-    members = getattr(estimator, "multilingual_members", [])
+    members = estimator.multilingual_members
     if not members:
         return None
-    if calibration.foreign_threshold is None and members == estimator.native_members:
+    if estimator.foreign_threshold_ is None and members == estimator.native_members:
         return None
-    native = getattr(estimator, "native_languages_", None) or [ENGLISH]
+    native = estimator.native_languages_
     threshold = (
         ("the English threshold" if native == [ENGLISH] else f"the {'/'.join(native)} threshold")
-        if calibration.foreign_threshold is None
-        else f"threshold {calibration.foreign_threshold:.3f}"
+        if estimator.foreign_threshold_ is None
+        else f"threshold {estimator.foreign_threshold_:.3f}"
     )
     read_by = "+".join(member_name(member) for member in members)
-    return f"read by {read_by}, {threshold}, calibrated on {calibration.multilingual_calibration}"
+    return f"read by {read_by}, {threshold}, calibrated on {estimator.foreign_calibration_}"

@@ -24,72 +24,29 @@ from ..datasets import (
     read_labeled_file,
     split_out_of_scope,
 )
-from ..domain import InquiryText
-from ..pipeline import (
-    Reading,
-    build_detector,
-    foreign_threshold,
-    held_as_foreign,
-    model_thresholds,
-    read,
-    triage_threshold,
-)
+from ..domain import InquiryText, Reading
+from ..pipeline import Read, assemble
 from ..registry import ModelRegistry
-from ..routing import DeskMap, DeskMapError, Router
-from ..translation import build_translator
-from .evaluation import (
-    Evaluation,
-    evaluate_probabilities,
-    record_out_of_scope,
-    routing_scores,
-    write_report,
-)
-
-
-def _row_thresholds(
-    reading: Reading,
-    classes: list[str],
-    desk_map: DeskMap | None,
-    threshold: float,
-    foreign_bar: float | None,
-) -> np.ndarray | None:
-    """Each row's threshold as the router applies it: the best desk's own (desks.yaml) where it
-    sets one, else the model's, the foreign-text one for foreign text (in a language the model
-    was not trained on). None where one threshold serves every row."""
-    foreign = np.asarray(held_as_foreign(reading.native), dtype=bool)
-    if desk_map is None:  # intents without desks: no desk thresholds either
-        if foreign_bar is None or not foreign.any():
-            return None
-        return model_thresholds(reading.native, threshold, foreign_bar)
-    router = Router(desk_map, threshold, foreign_bar)
-    desks = routing_scores(reading.probabilities, classes, None, desk_map).routed
-    assert desks is not None
-    return np.array(
-        [router.threshold_for(str(desk), bool(f)) for desk, f in zip(desks, foreign, strict=True)]
-    )
+from ..routing import DeskMap, DeskMapError
+from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
 
 
 def _record_languages(
-    evaluation: Evaluation,
-    reading: Reading,
-    classes: list[str],
-    gold: list[str],
-    threshold: float,
-    foreign_bar: float | None,
+    evaluation: Evaluation, done: Read, classes: list[str], gold: list[str], foreign_bar: float
 ) -> None:
     """With text not read as native among the data: accuracy and count per detected language
     (``und`` for undetermined text, which the router reads both ways) and the foreign-text
     threshold that applied."""
-    if all(native is True for native in reading.native):
+    if all(reading is Reading.NATIVE for reading in done.readings):
         return
-    predicted = np.asarray(classes)[reading.probabilities.argmax(1)]
+    predicted = np.asarray(classes)[done.probabilities.argmax(1)]
     right = predicted == np.asarray(gold)
-    languages = np.asarray([g.language for g in reading.guesses])
+    languages = np.asarray([g.language for g in done.guesses])
     for language in sorted(set(languages)):
         rows = languages == language
         evaluation.extra[f"accuracy.{language}"] = float(right[rows].mean())
         evaluation.extra[f"examples.{language}"] = float(rows.sum())
-    evaluation.extra["foreign_threshold"] = threshold if foreign_bar is None else foreign_bar
+    evaluation.extra["foreign_threshold"] = foreign_bar
 
 
 @dataclass(frozen=True)
@@ -123,14 +80,13 @@ def evaluate_model(
             out_of_scope = load_clinc150_out_of_scope(store).test
         except DatasetError as error:
             step(f"warning: no out-of-scope queries to test with ({error})")
-    desk_map: DeskMap | None = None
     try:
-        candidate = DeskMap.from_yaml(settings.desks_path)
-        candidate.check_covers(classifier.classes)
-        desk_map = candidate
+        desk_map = DeskMap.from_yaml(settings.desks_path)
     except DeskMapError:
-        pass  # intents without desks: judged at the intent level
-    threshold = triage_threshold(settings, classifier)
+        desk_map = None
+    if desk_map is None or not desk_map.covers(classifier.classes):
+        desk_map = DeskMap.one_per_intent(classifier.classes)  # judged at the intent level
+    pipeline = assemble(settings, classifier, desk_map)
 
     step(f"classifying {len(test):,} held-out examples")
     texts, gold = test["text"].tolist(), test["label"].tolist()
@@ -142,31 +98,25 @@ def evaluate_model(
     # Read as the router reads: foreign text (not in a language the model was trained on) is
     # translated where an engine can, read by the multilingual members, and held to the
     # foreign-text threshold.
-    detector, translator = build_detector(settings), build_translator(settings)
-    foreign_bar = foreign_threshold(settings, classifier)
-    reading = read(detector, translator, classifier, [InquiryText(text) for text in texts])
-    probabilities = reading.probabilities
-    evaluation = evaluate_probabilities(
-        probabilities,
+    done = pipeline.read([InquiryText(text) for text in texts])
+    threshold = pipeline.router.threshold
+    evaluation = evaluate(
+        done.probabilities,
         classifier.classes,
         gold,
-        desk_map,
+        pipeline.route(done.probabilities, done.readings),
         threshold,
-        _row_thresholds(reading, classifier.classes, desk_map, threshold, foreign_bar),
+        desk_map,
     )
-    _record_languages(evaluation, reading, classifier.classes, gold, threshold, foreign_bar)
+    _record_languages(evaluation, done, classifier.classes, gold, pipeline.router.foreign_threshold)
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
-        outside = read(detector, translator, classifier, [InquiryText(t) for t in out_of_scope])
-        record_out_of_scope(
-            evaluation,
-            outside.probabilities,
-            classifier.classes,
-            desk_map,
-            _row_thresholds(outside, classifier.classes, desk_map, threshold, foreign_bar),
-        )
+        outside = pipeline.read([InquiryText(t) for t in out_of_scope])
+        record_out_of_scope(evaluation, pipeline.route(outside.probabilities, outside.readings))
     with tempfile.TemporaryDirectory() as scratch:
-        files = write_report(evaluation, probabilities, classifier.classes, gold, Path(scratch))
+        files = write_report(
+            evaluation, done.probabilities, classifier.classes, gold, Path(scratch)
+        )
         run_id = registry.log_evaluation(classifier.ref, data, evaluation.as_metrics(), files)
     return EvaluationReport(
         model=f"{classifier.ref.name} v{classifier.ref.version}",
