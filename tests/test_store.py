@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -155,6 +156,43 @@ def test_repeated_failures_end_in_triage_not_lost(store: InquiryStore) -> None:
     assert final.decision is not None and "boom" in final.decision["reason"]
 
 
+def test_an_inquiry_whose_worker_dies_every_time_ends_in_triage(store: InquiryStore) -> None:
+    # A message that kills the process: each worker leases it, then dies without a word.
+    record, _ = store.add(NewInquiry("kills every worker"))
+    for attempt in range(1, 4):
+        (leased,) = store.claim_batch(limit=10, lease_seconds=0.1, max_attempts=3)
+        assert (leased.id, leased.attempts) == (record.id, attempt)
+        time.sleep(0.15)
+    # The fourth worker does not get it: it waits in triage, with the reason.
+    assert store.claim_batch(limit=10, lease_seconds=60, max_attempts=3) == []
+    final = store.get(record.id)
+    assert (final.status, final.desk, final.attempts) == (Status.ROUTED, "triage", 3)
+    assert final.decision is not None
+    assert final.decision["reason"].startswith("processing failed 3 times: the worker stopped")
+
+
+def test_a_working_worker_keeps_its_batch_by_renewing_the_lease(store: InquiryStore) -> None:
+    store.add(NewInquiry("slow to route"))
+    (leased,) = store.claim_batch(limit=10, lease_seconds=0.3)
+    time.sleep(0.15)
+    assert store.renew_lease(leased.lease_token, 0.3) == 1
+    time.sleep(0.2)  # past the first lease, within the renewed one
+    assert store.claim_batch(limit=10, lease_seconds=60) == []
+    assert store.record_decisions(leased.lease_token, [(leased.id, _decision())]) == 1
+
+
+def test_ids_and_cursors_that_are_not_ours_are_not_found(store: InquiryStore) -> None:
+    # PostgreSQL refuses a NUL in a query: such ids never reach the database.
+    for bad in ("abc\x00def", "nope", "'; drop table inquiries; --"):
+        with pytest.raises(NotFound, match="no inquiry"):
+            store.get(bad)
+        with pytest.raises(NotFound, match="no inquiry"):
+            store.claim("cards", bad, "alice")
+    forged = base64.urlsafe_b64encode(b"2026-01-01T00:00:00|x\x00y").decode()
+    with pytest.raises(ValueError, match="invalid cursor"):
+        store.list_desk("cards", Status.ROUTED, limit=2, cursor=forged)
+
+
 def test_desk_queue_pages_oldest_first(store: InquiryStore) -> None:
     ids = _route(store, *[f"m{i}" for i in range(5)])
     first = store.list_desk("cards", Status.ROUTED, limit=2)
@@ -186,3 +224,61 @@ def test_claim_and_resolve_rules(store: InquiryStore) -> None:
         store.resolve("cards", inquiry_id, "alice", None)
     counts = store.desk_counts().of("cards")
     assert counts == {"resolved": 1}
+
+
+def test_the_worker_renews_its_lease_while_the_model_is_slow(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from inquiry_router.config import Settings
+    from inquiry_router.worker import Worker
+
+    store = InquiryStore(f"sqlite:///{tmp_path / 'inquiries.db'}")
+    record, _ = store.add(NewInquiry("a long one"))
+    stolen: list[object] = []
+
+    def slow_run(inquiries: list[object]) -> list[Decision]:
+        time.sleep(1.6)  # past the 1 s lease: only renewal keeps the batch
+        stolen.extend(store.claim_batch(limit=10, lease_seconds=60))
+        return [_decision() for _ in inquiries]
+
+    pipeline = SimpleNamespace(
+        run=slow_run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
+    )
+    holder = SimpleNamespace(current=lambda: pipeline)
+    settings = Settings(home=tmp_path, worker_lease_s=1.0)
+    assert Worker(settings, store, holder).process_once() == 1  # type: ignore[arg-type]
+    assert stolen == []  # no other worker could take it meanwhile
+    assert store.get(record.id).status == Status.ROUTED
+    store.close()
+
+
+def test_a_backlog_is_routed_in_growing_batches_and_light_traffic_in_small_ones(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from inquiry_router.config import Settings
+    from inquiry_router.worker import Worker
+
+    store = InquiryStore(f"sqlite:///{tmp_path / 'inquiries.db'}")
+    for i in range(70):
+        store.add(NewInquiry(f"backlog {i}"))
+    sizes: list[int] = []
+
+    def run(inquiries: list[object]) -> list[Decision]:
+        sizes.append(len(inquiries))
+        return [_decision() for _ in inquiries]
+
+    pipeline = SimpleNamespace(
+        run=run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
+    )
+    holder = SimpleNamespace(current=lambda: pipeline)
+    settings = Settings(home=tmp_path, worker_batch_size=8, worker_max_batch_size=32)
+    worker = Worker(settings, store, holder)  # type: ignore[arg-type]
+    while worker.process_once():
+        pass
+    assert sizes == [8, 16, 32, 14]
+    store.add(NewInquiry("a single new one"))
+    worker.process_once()
+    assert sizes[-1] == 1 and worker.batch_size == 8  # back to small batches
+    store.close()

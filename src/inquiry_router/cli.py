@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -26,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .classifier.kinds import DEFAULT_KIND, ModelKind
-from .config import Settings, get_settings
+from .config import Settings, get_settings, without_password
 
 app = typer.Typer(
     help="Route customer inquiries, in any language, to the right service desk.",
@@ -95,8 +94,19 @@ def serve(
         application = create_app(settings, run_worker=worker)
     except DeskMapError as error:
         raise fail(str(error)) from None
-    console.print(f"serving on http://{host}:{port} (database {settings.resolved_database_url})")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    database = without_password(settings.resolved_database_url)
+    console.print(f"serving on http://{host}:{port} (database {database})")
+    # Idle keep-alive connections close after 5 s; a request body must arrive within
+    # body_timeout_s (the app's own limit). Slow headers are a reverse proxy's to cut
+    # (docs/operations.md).
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=15,
+    )
 
 
 @app.command()
@@ -486,8 +496,7 @@ def settings_command(
     settings = _settings()
     table = Table("setting", "value")
     for name in Settings.model_fields:
-        # A password in a URL (database, MLflow) is not printed.
-        value = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", str(getattr(settings, name)))
+        value = without_password(str(getattr(settings, name)))
         table.add_row(name, value)
     out.print(table)
 
@@ -528,6 +537,60 @@ def bench_classify_command(
     )
     table.add_row("desk precision of auto-routed", f"{result['auto_routed_desk_precision']:.4f}")
     table.add_row("throughput (whole pipeline)", f"{result['inquiries_per_s']:,.0f} inquiries/s")
+    out.print(table)
+
+
+@bench_app.command("routing")
+def bench_routing_command(
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="the first N of Banking77's test inquiries")
+    ] = None,
+    intake_rate: Annotated[
+        float, typer.Option(min=1, help="inquiries/s web forms post during the second backlog")
+    ] = 100.0,
+) -> None:
+    """The served model routing in a real server (`serve`, as `make run` starts it): a backlog,
+    the same while forms post, and the time from received to routed under light traffic."""
+    from .lifecycle.service_bench import BenchError, bench_routing
+
+    settings = _settings()
+    result = _run_steps(
+        "routing benchmark",
+        lambda step: bench_routing(settings, limit, intake_rate, progress=step),
+        errors=(BenchError,),
+    )
+    table = Table(title=f"the service routing {result['n']:,} inquiries", show_header=False)
+    table.add_row("backlog", f"{result['backlog_per_s']:,.0f} inquiries/s")
+    table.add_row(
+        f"backlog while forms post {result['intake_rate']:g}/s",
+        f"{result['with_intake_per_s']:,.0f} inquiries/s routed"
+        + (f" (intake p99 {result['intake_p99_ms']:.0f} ms)" if result["intake_p99_ms"] else ""),
+    )
+    table.add_row(
+        f"received → routed, light traffic ({result['light_n']} inquiries)",
+        f"p50 {result['light_p50_s']:.2f} s, p95 {result['light_p95_s']:.2f} s",
+    )
+    out.print(table)
+
+
+@bench_app.command("intake")
+def bench_intake_command(
+    seconds: Annotated[float, typer.Option(min=1, help="how long to load the server")] = 15.0,
+    connections: Annotated[int, typer.Option(min=1, max=1000, help="concurrent clients")] = 32,
+) -> None:
+    """POST /v1/inquiries against a real server with no worker: requests/s and latency."""
+    from .lifecycle.service_bench import BenchError, bench_intake
+
+    settings = _settings()
+    result = _run_steps(
+        "intake benchmark",
+        lambda step: bench_intake(settings, seconds, connections, progress=step),
+        errors=(BenchError,),
+    )
+    table = Table(title=f"intake, {connections} connections, {result['tool']}", show_header=False)
+    table.add_row("requests", f"{result['requests']:,} ({result['errors']} errors)")
+    table.add_row("requests/s", f"{result['requests_per_s']:,.0f}")
+    table.add_row("latency", f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
     out.print(table)
 
 

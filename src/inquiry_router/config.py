@@ -7,6 +7,7 @@ second instance can run from an isolated directory by setting ``INQUIRY_ROUTER_H
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -139,14 +140,40 @@ class Settings(BaseSettings):
         default="models/translation-cache.db", description="SQLite cache file; empty: memory only"
     )
 
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="a request body larger than this is refused (413)"
+    )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request body not all received in this time: 408"
+    )
+    public_base_url: str = Field(
+        default="",
+        description="the address clients reach the API at, for status_url and Location "
+        "(e.g. https://inquiries.example.com); unset: the request's own when its host is in "
+        "allowed_hosts, else a relative URL",
+    )
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description="comma-separated host names the request's own address may be built from",
+    )
+
     worker_batch_size: int = Field(
-        default=32, ge=1, le=1000, description="inquiries a worker routes at a time"
+        default=32, ge=1, le=1000, description="inquiries a worker routes at a time, at first"
+    )
+    worker_max_batch_size: int = Field(
+        default=512,
+        ge=1,
+        le=5000,
+        description="with a backlog, each full batch doubles the next, up to this",
     )
     worker_poll_interval_s: float = Field(
         default=0.5, gt=0, description="how often an idle worker looks for new inquiries"
     )
     worker_lease_s: float = Field(
-        default=300.0, gt=0, description="a crashed worker's batch is routed again after this"
+        default=20.0,
+        ge=1.0,
+        description="a worker renews its batch's lease every third of this; a crashed or killed "
+        "worker's batch is routed again after at most this",
     )
     worker_max_attempts: int = Field(
         default=3, ge=1, description="attempts before an inquiry goes to triage with its error"
@@ -199,6 +226,11 @@ class Settings(BaseSettings):
     @property
     def desks_path(self) -> Path:
         return self.path(self.desks_file)
+
+
+def without_password(value: str) -> str:
+    """A URL (database, MLflow) as it may be printed or logged: its password hidden."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", value)
 
 
 def get_settings() -> Settings:

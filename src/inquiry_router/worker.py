@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .config import Settings
 from .domain import Decision, InquiryText
@@ -20,28 +22,65 @@ class Worker:
         self.store = store
         self.holder = holder
         self.worker_id = f"worker-{uuid.uuid4().hex[:8]}"
+        # Adaptive: a full batch means more is waiting, so the next one is twice as large, up
+        # to worker_max_batch_size (the model reads large batches faster per inquiry); any
+        # other batch sets it back, so light traffic is routed in small, quick batches.
+        self.batch_size = settings.worker_batch_size
+
+    @contextmanager
+    def _renewing(self, token: str) -> Iterator[None]:
+        """Keep the batch's lease alive while this worker works on it, so the lease can be
+        short and a dead worker's batch comes back soon."""
+        done = threading.Event()
+        lease = self.settings.worker_lease_s
+
+        def renew() -> None:
+            while not done.wait(lease / 3):
+                try:
+                    self.store.renew_lease(token, lease)
+                except Exception as error:  # the next renewal may succeed; the lease says when
+                    log.warning("could not renew lease %s: %s", token, error)
+
+        thread = threading.Thread(target=renew, name="lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
     def process_once(self) -> int:
         """Process one batch; returns how many inquiries were routed."""
         pipeline = self.holder.current()
+        asked = self.batch_size
         claimed = self.store.claim_batch(
-            self.settings.worker_batch_size, self.settings.worker_lease_s
+            asked,
+            self.settings.worker_lease_s,
+            self.settings.worker_max_attempts,
+            pipeline.router.desk_map.triage_desk,
+        )
+        self.batch_size = (
+            min(asked * 2, self.settings.worker_max_batch_size)
+            if len(claimed) == asked
+            else self.settings.worker_batch_size
         )
         if not claimed:
             return 0
         token = claimed[0].lease_token
         inputs = [InquiryText(c.message, c.subject, c.locale) for c in claimed]
-        try:
-            decisions = pipeline.run(inputs)
-        except Exception:
-            log.exception("batch of %d failed; retrying one by one", len(claimed))
-            return self._process_individually(claimed, token)
+        with self._renewing(token):
+            try:
+                decisions = pipeline.run(inputs)
+            except Exception:
+                log.exception("batch of %d failed; retrying one by one", len(claimed))
+                return self._process_individually(claimed, token)
         return self.store.record_decisions(
             token, [(c.id, d) for c, d in zip(claimed, decisions, strict=True)]
         )
 
     def _process_individually(self, claimed: list[ClaimedInquiry], token: str) -> int:
-        """One bad inquiry must not hold back the rest of its batch."""
+        """One bad inquiry must not hold back the rest of its batch (under the batch's lease,
+        which the caller keeps renewing)."""
         routed: list[tuple[str, Decision]] = []
         pipeline = self.holder.current()
         for inquiry in claimed:

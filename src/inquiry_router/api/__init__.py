@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import __version__
@@ -19,6 +20,14 @@ from ..worker import Worker
 from .routes import desks, health, inquiries
 
 log = logging.getLogger(__name__)
+
+
+def printable(part: object, limit: int = 100) -> str | int:
+    """A name or message from a request, safe to put in an answer: short, and valid Unicode."""
+    if isinstance(part, int):
+        return part
+    text = str(part)[:limit]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
@@ -63,6 +72,23 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
         description="Routes customer inquiries, in any language, to the right service desk.",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # Which field and why, never the bad value itself: it may not even be encodable.
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "type": str(item.get("type", "")),
+                        "loc": [printable(part) for part in item.get("loc", ())],
+                        "msg": printable(str(item.get("msg", ""))),
+                    }
+                    for item in error.errors()
+                ]
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, error: NotFound) -> JSONResponse:

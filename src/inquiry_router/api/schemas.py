@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ..domain import Status
 
 MAX_MESSAGE_CHARS = 10_000
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+# Characters that show nothing: a message made only of these says nothing.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _storable(value: str) -> str:
+    """Text both databases store as it is: PostgreSQL refuses NUL, and a lone surrogate is not
+    Unicode at all (JSON's "\\ud800" without its pair)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains an unpaired surrogate, which is not valid Unicode") from None
+    return value
+
+
+def _visible(value: str) -> str:
+    if not value.translate(_INVISIBLE).strip():
+        raise ValueError("has no visible characters")
+    return value
+
+
+StoredText = Annotated[str, AfterValidator(_storable)]
+VisibleText = Annotated[str, AfterValidator(_storable), AfterValidator(_visible)]
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -23,8 +49,8 @@ def _blank_to_none(value: Any) -> Any:
 class InquiryText(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    subject: str | None = Field(default=None, max_length=500)
+    message: VisibleText = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    subject: StoredText | None = Field(default=None, max_length=500)
     locale: str | None = Field(default=None, max_length=35, pattern=LOCALE_PATTERN)
 
     @field_validator("subject", "locale", mode="before")
@@ -34,9 +60,9 @@ class InquiryText(BaseModel):
 
 
 class InquiryCreate(InquiryText):
-    email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    channel: str | None = Field(default=None, max_length=64)
-    external_id: str | None = Field(default=None, max_length=255)
+    email: StoredText | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    channel: StoredText | None = Field(default=None, max_length=64)
+    external_id: StoredText | None = Field(default=None, max_length=255)
 
     @field_validator("email", "channel", "external_id", mode="before")
     @classmethod
@@ -148,8 +174,13 @@ class DeskPage(BaseModel):
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    agent: str = Field(min_length=1, max_length=255, description="who takes the inquiry")
+    agent: VisibleText = Field(min_length=1, max_length=255, description="who takes the inquiry")
 
 
 class ResolveRequest(ClaimRequest):
-    resolution: str | None = Field(default=None, max_length=10_000)
+    resolution: VisibleText | None = Field(default=None, max_length=10_000)
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _optional_blank(cls, value: Any) -> Any:
+        return _blank_to_none(value)

@@ -43,6 +43,20 @@ class IdempotencyConflict(Conflict):
     pass
 
 
+def _checked_id(inquiry_id: str) -> str:
+    """Inquiry ids are UUIDs; anything else is no inquiry, found without asking the database
+    (PostgreSQL refuses a NUL in a query, for one)."""
+    try:
+        return str(uuid.UUID(inquiry_id))
+    except (ValueError, AttributeError, TypeError):
+        raise NotFound(f"no inquiry {_shown(str(inquiry_id))}") from None
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """A value from a request, quoted for a message: short, with control characters escaped."""
+    return repr(value[:limit]).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class NewInquiry:
     message: str
@@ -118,10 +132,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, _, inquiry_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        return datetime.fromisoformat(stamp), inquiry_id
+        return datetime.fromisoformat(stamp), str(uuid.UUID(inquiry_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValueError(
-            f"invalid cursor {cursor!r}; pass the next_cursor of a previous page"
+            f"invalid cursor {_shown(cursor)}; pass the next_cursor of a previous page"
         ) from None
 
 
@@ -195,19 +209,37 @@ class InquiryStore:
             raise
         return InquiryRecord.of(row), True
 
+    def add_many(self, news: Sequence[NewInquiry]) -> int:
+        """Store many inquiries as received, in one transaction (an import, a backlog)."""
+        rows = [
+            InquiryRow(
+                id=str(uuid.uuid4()),
+                status=Status.RECEIVED.value,
+                request_fingerprint=new.fingerprint(),
+                attempts=0,
+                **new.__dict__,
+            )
+            for new in news
+        ]
+        with self.session() as session:
+            session.add_all(rows)
+        return len(rows)
+
     def _by_idempotency_key(self, key: str, fingerprint: str) -> InquiryRecord | None:
         with self.session() as session:
             row = session.scalar(select(InquiryRow).where(InquiryRow.idempotency_key == key))
             if row is None:
                 return None
             if row.request_fingerprint != fingerprint:
+                # Not naming the inquiry: it may be another client's.
                 raise IdempotencyConflict(
-                    f"Idempotency-Key {key!r} was already used for a different request "
-                    f"(inquiry {row.id}); use a new key for a new inquiry"
+                    "this Idempotency-Key was already used for a different request; use a new "
+                    "key for a new inquiry"
                 )
             return InquiryRecord.of(row)
 
     def get(self, inquiry_id: str) -> InquiryRecord:
+        inquiry_id = _checked_id(inquiry_id)
         with self.session() as session:
             row = session.get(InquiryRow, inquiry_id)
             if row is None:
@@ -216,19 +248,44 @@ class InquiryStore:
 
     # ------------------------------------------------------------------ worker side
 
-    def claim_batch(self, limit: int, lease_seconds: float) -> list[ClaimedInquiry]:
+    def claim_batch(
+        self,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+        triage_desk: str = "triage",
+    ) -> list[ClaimedInquiry]:
         """Lease up to ``limit`` waiting inquiries, oldest first, including any whose previous
-        worker's lease ran out."""
+        worker's lease ran out. Each lease counts as an attempt: an inquiry whose worker stopped
+        (crashed, killed) during its last allowed attempt goes to ``triage_desk`` with the
+        reason instead, so one that kills every worker leasing it stops doing so."""
         now = utcnow()
         token = str(uuid.uuid4())
-        claimable = or_(
-            InquiryRow.status == Status.RECEIVED.value,
-            and_(
-                InquiryRow.status == Status.PROCESSING.value,
-                InquiryRow.lease_expires_at < now,
-            ),
+        expired = and_(
+            InquiryRow.status == Status.PROCESSING.value, InquiryRow.lease_expires_at < now
         )
+        claimable = or_(InquiryRow.status == Status.RECEIVED.value, expired)
         with self.session() as session:
+            if max_attempts is not None:
+                reason = (
+                    f"processing failed {max_attempts} times: the worker stopped while routing "
+                    "it (crashed or killed)"
+                )
+                session.execute(
+                    update(InquiryRow)
+                    .where(expired, InquiryRow.attempts >= max_attempts)
+                    .values(
+                        status=Status.ROUTED.value,
+                        desk=triage_desk,
+                        routed_at=now,
+                        decision={"desk": triage_desk, "auto_routed": False, "reason": reason},
+                        last_error="the worker stopped while routing it (crashed or killed)",
+                        lease_token=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
             candidates = session.scalars(
                 select(InquiryRow.id)
                 .where(claimable)
@@ -259,6 +316,21 @@ class InquiryStore:
                 ClaimedInquiry(row.id, token, row.message, row.subject, row.locale, row.attempts)
                 for row in rows
             ]
+
+    def renew_lease(self, lease_token: str, lease_seconds: float) -> int:
+        """Extend a batch's lease while its worker is still at it; returns how many it holds."""
+        now = utcnow()
+        with self.session() as session:
+            result = session.execute(
+                update(InquiryRow)
+                .where(
+                    InquiryRow.lease_token == lease_token,
+                    InquiryRow.status == Status.PROCESSING.value,
+                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def record_decisions(self, lease_token: str, decisions: Sequence[tuple[str, Decision]]) -> int:
         """Put each inquiry into its desk's queue; returns how many this lease still held."""
@@ -367,6 +439,7 @@ class InquiryStore:
         return Page(items=items, next_cursor=next_cursor, total=int(total))
 
     def _desk_row(self, session: Session, desk: str, inquiry_id: str) -> InquiryRow:
+        inquiry_id = _checked_id(inquiry_id)
         row = session.get(InquiryRow, inquiry_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no inquiry {inquiry_id!r}")

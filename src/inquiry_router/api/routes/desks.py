@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ...domain import Status
 from ...routing import DeskMap
+from ..body import BODY_ERRORS, body_schema, json_body
 from ..deps import DeskMapDep, HolderDep, StoreDep
 from ..schemas import (
     ClaimRequest,
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1/desks", tags=["desks"])
 
 def _known(desk: str, desk_map: DeskMap) -> str:
     if desk not in desk_map.desks:
-        raise HTTPException(404, f"no desk {desk!r} (desks: {', '.join(desk_map.names)})")
+        raise HTTPException(404, f"no desk {desk[:64]!r} (desks: {', '.join(desk_map.names)})")
     return desk
 
 
@@ -51,7 +52,14 @@ def list_desks(store: StoreDep, desk_map: DeskMapDep, holder: HolderDep) -> Desk
     )
 
 
-@router.get("/{desk}/inquiries", response_model=DeskPage)
+@router.get(
+    "/{desk}/inquiries",
+    response_model=DeskPage,
+    responses={
+        400: {"description": "the cursor is not one this API gave"},
+        404: {"description": "no such desk"},
+    },
+)
 def desk_queue(
     desk: str,
     request: Request,
@@ -89,6 +97,7 @@ def desk_queue(
 
 
 _MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
+    **BODY_ERRORS,
     404: {"description": "no such desk, or no such inquiry in it"},
     409: {"description": "someone else holds it, or it is not in a state to do this"},
 }
@@ -98,9 +107,14 @@ _MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
     "/{desk}/inquiries/{inquiry_id}/claim",
     response_model=InquiryPublic,
     responses=_MISSING_OR_TAKEN,
+    openapi_extra=body_schema(ClaimRequest, form=False),
 )
 def claim_inquiry(
-    desk: str, inquiry_id: str, body: ClaimRequest, store: StoreDep, desk_map: DeskMapDep
+    desk: str,
+    inquiry_id: str,
+    body: Annotated[ClaimRequest, Depends(json_body(ClaimRequest))],
+    store: StoreDep,
+    desk_map: DeskMapDep,
 ) -> InquiryPublic:
     _known(desk, desk_map)
     record = store.claim(desk, inquiry_id, body.agent)
@@ -111,9 +125,14 @@ def claim_inquiry(
     "/{desk}/inquiries/{inquiry_id}/resolve",
     response_model=InquiryPublic,
     responses=_MISSING_OR_TAKEN,
+    openapi_extra=body_schema(ResolveRequest, form=False),
 )
 def resolve_inquiry(
-    desk: str, inquiry_id: str, body: ResolveRequest, store: StoreDep, desk_map: DeskMapDep
+    desk: str,
+    inquiry_id: str,
+    body: Annotated[ResolveRequest, Depends(json_body(ResolveRequest))],
+    store: StoreDep,
+    desk_map: DeskMapDep,
 ) -> InquiryPublic:
     _known(desk, desk_map)
     record = store.resolve(desk, inquiry_id, body.agent, body.resolution)

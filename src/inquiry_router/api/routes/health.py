@@ -12,7 +12,13 @@ from ..deps import HolderDep, StoreDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={
+        200: {"description": "the model is loaded and the database answers"},
+        503: {"description": "not ready: the model is loading or failed, or the database"},
+    },
+)
 def health(holder: HolderDep, store: StoreDep) -> JSONResponse:
     body: dict[str, Any] = {}
     try:

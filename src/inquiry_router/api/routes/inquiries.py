@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
 
 from ...domain import InquiryText as PipelineInput
 from ...store import NewInquiry
-from ..deps import PipelineDep, StoreDep
+from ..body import BODY_ERRORS, body_schema, parse_body
+from ..deps import PipelineDep, SettingsDep, StoreDep
 from ..schemas import (
     DecisionPublic,
     InquiryAccepted,
@@ -23,85 +21,49 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1", tags=["inquiries"])
 
-MAX_BODY_BYTES = 64 * 1024
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": schema},
-                "application/x-www-form-urlencoded": {"schema": schema},
-            },
-        }
-    }
-
-
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    """JSON or an HTML form's fields, validated by ``model``; errors name the field."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    data: Any
-    if content_type == "application/json":
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise HTTPException(400, f"request body is not valid JSON: {error}") from None
-        if not isinstance(data, dict):
-            raise HTTPException(422, "request body must be a JSON object")
-    elif content_type in FORM_TYPES:
-        form = await request.form()
-        # An HTML form also posts its buttons and hidden fields: keep only the fields we know.
-        data = {
-            key: value
-            for key, value in form.items()
-            if key in model.model_fields and isinstance(value, str)
-        }
-    else:
-        raise HTTPException(
-            415,
-            f"unsupported Content-Type {content_type or '(none)'!r}; "
-            "send application/json or application/x-www-form-urlencoded",
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise RequestValidationError(
-            error.errors(include_url=False, include_context=False)
-        ) from None
+def status_url(request: Request, settings: SettingsDep, inquiry_id: str) -> str:
+    """Where the client follows the inquiry: under the configured public address; else the
+    request's own address when its host is one the service answers to; else a relative URL.
+    A forged Host header is never sent back as a link."""
+    path = str(request.app.url_path_for("get_inquiry", inquiry_id=inquiry_id))
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + path
+    allowed = {host.strip().lower() for host in settings.allowed_hosts.split(",") if host.strip()}
+    if (request.url.hostname or "").lower() in allowed:
+        return str(request.base_url).rstrip("/") + path
+    return path
 
 
 @router.post(
     "/inquiries",
     status_code=202,
     response_model=InquiryAccepted,
-    openapi_extra=_body_schema(InquiryCreate),
-    responses={409: {"description": "Idempotency-Key reused for a different request"}},
+    openapi_extra=body_schema(InquiryCreate),
+    responses={
+        **BODY_ERRORS,
+        409: {"description": "Idempotency-Key reused for a different request"},
+    },
 )
 async def create_inquiry(
     request: Request,
     response: Response,
     store: StoreDep,
+    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> InquiryAccepted:
     """Store an inquiry; a worker routes it. Retrying with the same ``Idempotency-Key`` returns
     the first inquiry instead of creating another."""
-    body: InquiryCreate = await parse_body(request, InquiryCreate)
+    body = await parse_body(request, InquiryCreate, settings)
     new = NewInquiry(**body.model_dump())
-    record, created = store.add(new, idempotency_key=idempotency_key)
-    status_url = str(request.url_for("get_inquiry", inquiry_id=record.id))
-    response.headers["Location"] = status_url
+    # The database is synchronous: off the event loop, so a write waiting on a lock holds up
+    # no other request.
+    record, created = await run_in_threadpool(store.add, new, idempotency_key)
+    url = status_url(request, settings, record.id)
+    response.headers["Location"] = url
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return InquiryAccepted(id=record.id, status=record.status, status_url=status_url)  # type: ignore[arg-type]
+    return InquiryAccepted(id=record.id, status=record.status, status_url=url)  # type: ignore[arg-type]
 
 
 @router.get(
@@ -118,13 +80,15 @@ def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
 @router.post(
     "/classify",
     response_model=DecisionPublic,
-    openapi_extra=_body_schema(InquiryText),
+    openapi_extra=body_schema(InquiryText),
     tags=["classify"],
-    responses={503: {"description": "the model is still loading"}},
+    responses={**BODY_ERRORS, 503: {"description": "the model is still loading"}},
 )
-async def classify(request: Request, pipeline: PipelineDep) -> DecisionPublic:
+async def classify(
+    request: Request, pipeline: PipelineDep, settings: SettingsDep
+) -> DecisionPublic:
     """The routing decision for a text, computed now and stored nowhere."""
-    body: InquiryText = await parse_body(request, InquiryText)
+    body = await parse_body(request, InquiryText, settings)
     # The model is CPU-bound: run it off the event loop so intake keeps answering meanwhile.
     decision = await run_in_threadpool(
         pipeline.run_one, PipelineInput(body.message, body.subject, body.locale)

@@ -1,0 +1,317 @@
+"""Benchmarks of the running service (`bench routing`, `bench intake`): a real server process,
+started here over a scratch database and the configured model registry, measured from outside
+as a web form and a desk would see it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ..datasets import DatasetStore, load_banking77
+from ..store import InquiryStore, NewInquiry
+
+Progress = Callable[[str], None]
+
+
+class BenchError(Exception):
+    """The service could not be started or measured; the message says why."""
+
+
+@dataclass
+class RunningService:
+    url: str
+    store: InquiryStore
+
+    def routed(self) -> int:
+        counts = self.store.status_counts()
+        return sum(counts.get(status, 0) for status in ("routed", "claimed", "resolved"))
+
+    def total(self) -> int:
+        return sum(self.store.status_counts().values())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _command() -> str:
+    found = Path(sys.executable).with_name("inquiry-router")
+    return str(found) if found.exists() else (shutil.which("inquiry-router") or "inquiry-router")
+
+
+@contextmanager
+def running_service(
+    settings: Settings, worker: bool = True, backlog: Sequence[str] = (), timeout_s: float = 600
+) -> Iterator[RunningService]:
+    """`inquiry-router serve` on a free port over a scratch SQLite database (with ``backlog``
+    already waiting in it), the configured registry and model; stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="inquiry-router-bench-") as scratch:
+        database = f"sqlite:///{Path(scratch) / 'inquiries.db'}"
+        store = InquiryStore(database)
+        store.add_many([NewInquiry(text) for text in backlog])
+        port = _free_port()
+        env = {
+            **os.environ,
+            "INQUIRY_ROUTER_HOME": str(settings.home),
+            "INQUIRY_ROUTER_DATABASE_URL": database,
+        }
+        if settings.mlflow_tracking_uri:
+            env["INQUIRY_ROUTER_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+        log_path = Path(scratch) / "server.log"
+        with log_path.open("wb") as log:
+            command = [_command(), "serve", "--port", str(port)]
+            process = subprocess.Popen(
+                [*command, *([] if worker else ["--no-worker"])],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                url = f"http://127.0.0.1:{port}"
+                _wait_healthy(url, process, log_path, timeout_s)
+                yield RunningService(url, store)
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                store.close()
+
+
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited: {log_path.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"the server was not ready within {timeout_s:.0f} s")
+
+
+def _percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _wait_routed(service: RunningService, total: int, timeout_s: float) -> float:
+    """Seconds until ``total`` inquiries are out of the worker's hands."""
+    started = time.perf_counter()
+    while service.routed() < total:
+        if time.perf_counter() - started > timeout_s:
+            raise BenchError(f"only {service.routed()} of {total} routed in {timeout_s:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def _post_steadily(url: str, rate: float, stop: threading.Event, sent: list[float]) -> None:
+    """Post inquiries at ``rate`` per second until ``stop``; each one's latency into ``sent``."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        interval = 1.0 / rate
+        next_at = time.perf_counter()
+        number = 0
+        while not stop.is_set():
+            started = time.perf_counter()
+            client.post("/v1/inquiries", json={"message": f"Where is my card? ({number})"})
+            sent.append(time.perf_counter() - started)
+            number += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+def bench_routing(
+    settings: Settings,
+    n: int | None = None,
+    intake_rate: float = 100.0,
+    light_seconds: float = 15.0,
+    progress: Progress = lambda _message: None,
+) -> dict[str, Any]:
+    """How fast the service routes: a backlog of Banking77's test inquiries waiting when it
+    starts; the same again while web forms post ``intake_rate`` inquiries a second; and the
+    time from received to routed when traffic is light (one inquiry every half second)."""
+    test = load_banking77(DatasetStore(settings)).test
+    assert test is not None
+    texts = [str(text) for text in test["text"]][: n or None]
+    progress(f"starting the service with {len(texts):,} inquiries waiting")
+    with running_service(settings, backlog=texts) as service:
+        # The worker starts with the model, as /health turns ready: the backlog is under way.
+        seconds = _wait_routed(service, len(texts), timeout_s=3600)
+        backlog_rate = len(texts) / seconds
+        progress(f"backlog: {backlog_rate:,.0f} inquiries/s")
+
+        progress(f"the same again while forms post {intake_rate:g} inquiries/s")
+        stop, sent = threading.Event(), list[float]()
+        poster = threading.Thread(
+            target=_post_steadily, args=(service.url, intake_rate, stop, sent), daemon=True
+        )
+        before = service.routed()
+        started = time.perf_counter()
+        service.store.add_many([NewInquiry(text) for text in texts])
+        poster.start()
+        try:
+            while service.routed() - before < len(texts):
+                time.sleep(0.05)
+                if time.perf_counter() - started > 3600:
+                    raise BenchError("the backlog did not drain within an hour")
+            busy_seconds = time.perf_counter() - started
+        finally:
+            stop.set()
+            poster.join(timeout=30)
+        # Routed in that time: the backlog, and some of what was posted meanwhile.
+        busy_rate = (service.routed() - before) / busy_seconds
+        progress(f"with intake: {busy_rate:,.0f} inquiries/s routed")
+
+        progress(f"light traffic: one inquiry every 0.5 s for {light_seconds:g} s")
+        ids: list[str] = []
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+            _wait_routed(service, service.total(), timeout_s=600)  # what intake left
+
+            deadline = time.perf_counter() + light_seconds
+            while time.perf_counter() < deadline:
+                posted = client.post("/v1/inquiries", json={"message": "My card has not arrived"})
+                ids.append(str(posted.json()["id"]))
+                time.sleep(0.5)
+            latencies = []
+            for inquiry_id in ids:
+                body = _routed_body(client, inquiry_id)
+                created = _parse_time(body["created_at"])
+                routed = _parse_time(body["routed_at"])
+                latencies.append(routed - created)
+    return {
+        "n": len(texts),
+        "backlog_per_s": backlog_rate,
+        "with_intake_per_s": busy_rate,
+        "intake_rate": intake_rate,
+        "intake_p99_ms": _percentile(sent, 0.99) * 1000 if sent else None,
+        "light_n": len(latencies),
+        "light_p50_s": statistics.median(latencies),
+        "light_p95_s": _percentile(latencies, 0.95),
+    }
+
+
+def _routed_body(client: httpx.Client, inquiry_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        body: dict[str, Any] = client.get(f"/v1/inquiries/{inquiry_id}").json()
+        if body["routed_at"] is not None or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def _parse_time(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()
+
+
+def bench_intake(
+    settings: Settings,
+    seconds: float = 15.0,
+    connections: int = 32,
+    progress: Progress = lambda _message: None,
+) -> dict[str, Any]:
+    """Requests a second `POST /v1/inquiries` takes (intake alone, no worker), with ``wrk``
+    where it is installed (it leaves the cores to the server), else a Python client."""
+    with running_service(settings, worker=False) as service:
+        wrk = shutil.which("wrk")
+        if wrk is not None:
+            progress(f"wrk: {connections} connections for {seconds:g} s")
+            return {"tool": "wrk", **_wrk(wrk, service.url, seconds, connections)}
+        progress(f"python client: {connections} threads for {seconds:g} s (wrk not installed)")
+        return {"tool": "python (httpx)", **_python_load(service.url, seconds, connections)}
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"message": "My card has not arrived yet", "email": "ana@example.com"}'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %f %f %f %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def _wrk(wrk: str, url: str, seconds: float, connections: int) -> dict[str, Any]:
+    target = url + "/v1/inquiries"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT)
+    try:
+        result = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "-s", script.name, target],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+    finally:
+        os.unlink(script.name)
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise BenchError(f"wrk said: {(result.stdout + result.stderr)[-1000:]}")
+    requests, duration_us, p50, p99, _max, errors = line.split()[1:]
+    return {
+        "requests": int(requests),
+        "requests_per_s": int(requests) / (int(duration_us) / 1e6),
+        "p50_ms": float(p50) / 1000,
+        "p99_ms": float(p99) / 1000,
+        "errors": int(errors),
+    }
+
+
+def _python_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = http.post("/v1/inquiries", json={"message": "My card has not arrived"})
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    if response.status_code != 202:
+                        errors[0] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": _percentile(latencies, 0.5) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "errors": errors[0],
+    }
