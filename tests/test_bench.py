@@ -65,3 +65,18 @@ def test_reading_a_translation_beside_the_original_beats_either_alone(tmp_path: 
     accuracy = {row["variant"]: row["accuracy"] for row in rows if row["language"] == "it"}
     # The default family; one encoder alone does about as well as the better of its readings.
     assert accuracy["both"] > max(accuracy["as written"], accuracy["translated"])
+
+
+@pytest.mark.slow
+def test_the_service_benchmarks_measure_a_real_server(trained_home: Path) -> None:
+    from inquiry_router.lifecycle.service_bench import bench_intake, bench_routing
+
+    settings = settings_for(trained_home)
+    said: list[str] = []
+    routing = bench_routing(settings, n=40, intake_rate=20, light_seconds=2, progress=said.append)
+    assert routing["n"] == 40 and routing["backlog_per_s"] > 0
+    assert routing["light_n"] >= 3 and 0 < routing["light_p50_s"] <= routing["light_p95_s"] < 5
+    assert any("light traffic" in line for line in said)
+    intake = bench_intake(settings, seconds=2, connections=4)
+    assert intake["requests"] > 10 and intake["errors"] == 0
+    assert intake["p50_ms"] <= intake["p99_ms"]

@@ -252,7 +252,7 @@ def test_the_worker_renews_its_lease_while_the_model_is_slow(tmp_path: Path) -> 
     store.close()
 
 
-def test_a_backlog_is_routed_in_growing_batches_and_light_traffic_in_small_ones(
+def test_a_backlog_is_routed_in_large_batches_and_light_traffic_in_small_ones(
     tmp_path: Path,
 ) -> None:
     from types import SimpleNamespace
@@ -261,8 +261,7 @@ def test_a_backlog_is_routed_in_growing_batches_and_light_traffic_in_small_ones(
     from inquiry_router.worker import Worker
 
     store = InquiryStore(f"sqlite:///{tmp_path / 'inquiries.db'}")
-    for i in range(70):
-        store.add(NewInquiry(f"backlog {i}"))
+    store.add_many([NewInquiry(f"backlog {i}") for i in range(70)])
     sizes: list[int] = []
 
     def run(inquiries: list[object]) -> list[Decision]:
@@ -273,12 +272,12 @@ def test_a_backlog_is_routed_in_growing_batches_and_light_traffic_in_small_ones(
         run=run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
     )
     holder = SimpleNamespace(current=lambda: pipeline)
-    settings = Settings(home=tmp_path, worker_batch_size=8, worker_max_batch_size=32)
-    worker = Worker(settings, store, holder)  # type: ignore[arg-type]
+    worker = Worker(Settings(home=tmp_path, worker_batch_size=32), store, holder)  # type: ignore[arg-type]
     while worker.process_once():
         pass
-    assert sizes == [8, 16, 32, 14]
+    assert sizes == [32, 32, 6]  # what was waiting, up to the cap
     store.add(NewInquiry("a single new one"))
     worker.process_once()
-    assert sizes[-1] == 1 and worker.batch_size == 8  # back to small batches
+    assert sizes[-1] == 1  # at once, not waiting for a batch to fill
+    assert store.status_counts() == {"routed": 71}
     store.close()

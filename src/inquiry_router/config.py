@@ -158,13 +158,11 @@ class Settings(BaseSettings):
     )
 
     worker_batch_size: int = Field(
-        default=32, ge=1, le=1000, description="inquiries a worker routes at a time, at first"
-    )
-    worker_max_batch_size: int = Field(
-        default=512,
+        default=1024,
         ge=1,
-        le=5000,
-        description="with a backlog, each full batch doubles the next, up to this",
+        le=10_000,
+        description="the most inquiries a worker routes at a time (it takes what is waiting, up "
+        "to this)",
     )
     worker_poll_interval_s: float = Field(
         default=0.5, gt=0, description="how often an idle worker looks for new inquiries"
