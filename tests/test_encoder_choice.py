@@ -45,7 +45,7 @@ def test_a_model_trained_on_another_encoder_records_it_and_is_served_with_it(
     folder = build_tiny_encoder(encoders / "tiny-org--tiny-xlmr", banking77_sentences(tmp_path))
     home = tmp_path / "home"
     settings = settings_for(home, encoders_dir=encoders, encoder="tiny-org/tiny-xlmr")
-    data = banking77_sample(tmp_path, per_class=10)
+    data = banking77_sample(tmp_path, per_class=6)
     report = train(settings, [str(data)], kind="ensemble-finetune", epochs=1)
 
     assert report.encoder == "tiny-org/tiny-xlmr"

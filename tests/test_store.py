@@ -281,3 +281,33 @@ def test_a_backlog_is_routed_in_large_batches_and_light_traffic_in_small_ones(
     assert sizes[-1] == 1  # at once, not waiting for a batch to fill
     assert store.status_counts() == {"routed": 71}
     store.close()
+
+
+def test_intake_stores_a_burst_together_and_answers_each_request(store: InquiryStore) -> None:
+    import asyncio
+
+    from inquiry_router.store.intake import IntakeWriter
+
+    async def burst() -> list[object]:
+        writer = IntakeWriter(store, max_group=16)
+        try:
+            requests = [writer.add(NewInquiry(f"message {i}")) for i in range(48)]
+            # A retry of the same form (same key, same body), and another body reusing it.
+            requests += [writer.add(NewInquiry("same"), "key-1") for _ in range(2)]
+            requests.append(writer.add(NewInquiry("other"), "key-1"))
+            return await asyncio.gather(*requests, return_exceptions=True)
+        finally:
+            writer.close()
+
+    answers = asyncio.run(burst())
+    stored = [answer for answer in answers if isinstance(answer, tuple)]
+    assert len(stored) == 50 and isinstance(answers[-1], IdempotencyConflict)
+    first, retry = answers[48], answers[49]
+    assert isinstance(first, tuple) and isinstance(retry, tuple)
+    assert (first[1], retry[1]) == (True, False) and first[0].id == retry[0].id
+    assert store.status_counts() == {"received": 49}
+    # Every answer is what the database holds, committed.
+    assert store.get(first[0].id).message == "same"
+    assert {store.get(record.id).message for record, _ in stored[:48]} == {
+        f"message {i}" for i in range(48)
+    }

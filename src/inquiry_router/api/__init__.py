@@ -16,6 +16,7 @@ from ..config import Settings
 from ..routing import DeskMap
 from ..runtime import PipelineHolder
 from ..store import Conflict, InquiryStore, NotFound
+from ..store.intake import IntakeWriter
 from ..worker import Worker
 from .routes import desks, health, inquiries
 
@@ -41,11 +42,13 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = InquiryStore(settings.resolved_database_url)
+        intake = IntakeWriter(store)
         holder = PipelineHolder(settings)
         stop = threading.Event()
         app.state.settings = settings
         app.state.desk_map = desk_map
         app.state.store = store
+        app.state.intake = intake
         app.state.holder = holder
 
         def load_then_work() -> None:
@@ -63,6 +66,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
             yield
         finally:
             stop.set()
+            intake.close()
             thread.join(timeout=30)
             store.close()
 

@@ -15,15 +15,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ..config import Settings
+from .schemas import Problem, ValidationProblem
 
 Model = TypeVar("Model", bound=BaseModel)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The answers a route with a body can give besides its own: documented in OpenAPI.
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "the body is not valid JSON (or JSON with NaN, Infinity, too deep)"},
-    408: {"description": "the body did not arrive in time"},
-    413: {"description": "the body is larger than the limit"},
-    415: {"description": "unsupported Content-Type"},
+    400: {
+        "model": Problem,
+        "description": "the body is not valid JSON (or JSON with NaN, Infinity, too deep)",
+    },
+    408: {"model": Problem, "description": "the body did not arrive in time"},
+    413: {"model": Problem, "description": "the body is larger than the limit"},
+    415: {"model": Problem, "description": "unsupported Content-Type"},
+    422: {"model": ValidationProblem, "description": "a field is missing or wrong"},
 }
 
 
@@ -32,8 +37,20 @@ def body_schema(model: type[BaseModel], form: bool = True) -> dict[str, Any]:
     schema = model.model_json_schema()
     content = {"application/json": {"schema": schema}}
     if form:
-        content["application/x-www-form-urlencoded"] = {"schema": schema}
+        content["application/x-www-form-urlencoded"] = {"schema": _form_schema(schema)}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A form has no null: an optional field is left out (or left empty) instead."""
+    properties = {}
+    for name, field in schema.get("properties", {}).items():
+        if "anyOf" in field:
+            options = [o for o in field["anyOf"] if o.get("type") != "null"]
+            field = {k: v for k, v in field.items() if k not in ("anyOf", "default")}
+            field.update(options[0] if len(options) == 1 else {"anyOf": options})
+        properties[name] = field
+    return {**schema, "properties": properties}
 
 
 async def read_limited(request: Request, settings: Settings) -> bytes:
@@ -128,7 +145,9 @@ async def parse_body(request: Request, model: type[Model], settings: Settings) -
     else:
         data = loads_strict(raw)
         if not isinstance(data, dict):
-            raise HTTPException(422, "request body must be a JSON object")
+            raise RequestValidationError(
+                [{"type": "dict_type", "loc": ("body",), "msg": "must be a JSON object"}]
+            )
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -11,11 +11,17 @@ from ..pipeline import Pipeline
 from ..routing import DeskMap
 from ..runtime import PipelineHolder
 from ..store import InquiryStore
+from ..store.intake import IntakeWriter
 
 
 def _store(request: Request) -> InquiryStore:
     store: InquiryStore = request.app.state.store
     return store
+
+
+def _intake(request: Request) -> IntakeWriter:
+    intake: IntakeWriter = request.app.state.intake
+    return intake
 
 
 def _settings(request: Request) -> Settings:
@@ -45,6 +51,7 @@ def _pipeline(request: Request) -> Pipeline:
 
 
 StoreDep = Annotated[InquiryStore, Depends(_store)]
+IntakeDep = Annotated[IntakeWriter, Depends(_intake)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DeskMapDep = Annotated[DeskMap, Depends(_desk_map)]
 HolderDep = Annotated[PipelineHolder, Depends(_holder)]

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ..domain import Status
 
 MAX_MESSAGE_CHARS = 10_000
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# Spelled out, not \s: regular expression engines (Python's, Rust's in pydantic, ECMA's in
+# OpenAPI clients) disagree on what \s covers. These are what Python's str.strip() removes.
+_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_INVISIBLE_CLASS = r"\u00ad\u180e\u200b-\u200d\u2060\ufeff"
+EMAIL_PATTERN = rf"^[^@\x00{_WHITESPACE}]+@[^@\x00{_WHITESPACE}]+\.[^@\x00{_WHITESPACE}]+$"
 
 
 # Characters that show nothing: a message made only of these says nothing.
@@ -36,8 +40,10 @@ def _visible(value: str) -> str:
     return value
 
 
-StoredText = Annotated[str, AfterValidator(_storable)]
-VisibleText = Annotated[str, AfterValidator(_storable), AfterValidator(_visible)]
+# The same rules for the OpenAPI document (ECMA regex), so that clients and generated tests
+# know them; the validators above say what was wrong in plain words.
+_NO_NUL = r"^[^\x00]*$"
+_SOME_VISIBLE = rf"^[^\x00]*[^\x00{_WHITESPACE}{_INVISIBLE_CLASS}][^\x00]*$"
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -46,11 +52,56 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
-class InquiryText(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+def stored_text(max_length: int) -> Any:
+    """A text field both databases store as written, as a type for a schema."""
+    return Annotated[
+        str,
+        Field(max_length=max_length),
+        AfterValidator(_storable),
+        WithJsonSchema({"type": "string", "maxLength": max_length, "pattern": _NO_NUL}),
+    ]
 
-    message: VisibleText = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    subject: StoredText | None = Field(default=None, max_length=500)
+
+def visible_text(max_length: int) -> Any:
+    """A text field that must say something: at least one visible character."""
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=max_length),
+        AfterValidator(_storable),
+        AfterValidator(_visible),
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _SOME_VISIBLE}
+        ),
+    ]
+
+
+EmailText = Annotated[
+    str,
+    Field(max_length=320, pattern=EMAIL_PATTERN),
+    AfterValidator(_storable),
+    WithJsonSchema({"type": "string", "maxLength": 320, "pattern": EMAIL_PATTERN}),
+]
+
+
+_BLANK = rf"^[{_WHITESPACE}]*$"
+
+
+def _blank_is_absent(schema: dict[str, Any]) -> None:
+    """In the OpenAPI document: an optional text field may also be blank, which counts as
+    absent (an HTML form posts its empty fields)."""
+    for field in schema.get("properties", {}).values():
+        options = field.get("anyOf")
+        if options and {"type": "null"} in options and field.get("title") != "Message":
+            options.append({"type": "string", "pattern": _BLANK})
+
+
+class InquiryText(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_blank_is_absent
+    )
+
+    message: visible_text(MAX_MESSAGE_CHARS)  # type: ignore[valid-type]
+    subject: stored_text(500) | None = None  # type: ignore[valid-type]
     locale: str | None = Field(default=None, max_length=35, pattern=LOCALE_PATTERN)
 
     @field_validator("subject", "locale", mode="before")
@@ -60,9 +111,9 @@ class InquiryText(BaseModel):
 
 
 class InquiryCreate(InquiryText):
-    email: StoredText | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    channel: StoredText | None = Field(default=None, max_length=64)
-    external_id: StoredText | None = Field(default=None, max_length=255)
+    email: EmailText | None = None
+    channel: stored_text(64) | None = None  # type: ignore[valid-type]
+    external_id: stored_text(255) | None = None  # type: ignore[valid-type]
 
     @field_validator("email", "channel", "external_id", mode="before")
     @classmethod
@@ -174,13 +225,35 @@ class DeskPage(BaseModel):
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    agent: VisibleText = Field(min_length=1, max_length=255, description="who takes the inquiry")
+    agent: visible_text(255) = Field(description="who takes the inquiry")  # type: ignore[valid-type]
 
 
 class ResolveRequest(ClaimRequest):
-    resolution: VisibleText | None = Field(default=None, max_length=10_000)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_blank_is_absent
+    )
+
+    resolution: visible_text(10_000) | None = None  # type: ignore[valid-type]
 
     @field_validator("resolution", mode="before")
     @classmethod
     def _optional_blank(cls, value: Any) -> Any:
         return _blank_to_none(value)
+
+
+class Problem(BaseModel):
+    """What was wrong with a request, in words."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    type: str = Field(description="the rule broken, e.g. missing, string_too_long")
+    loc: list[str | int] = Field(description="where: the field's name (and index)")
+    msg: str = Field(description="what was wrong, in words; never the value itself")
+
+
+class ValidationProblem(BaseModel):
+    """Which fields were wrong, and why."""
+
+    detail: list[FieldProblem]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,21 @@ class Conflict(StoreError):
 
 class IdempotencyConflict(Conflict):
     pass
+
+
+def _received_record(row: dict[str, Any]) -> InquiryRecord:
+    """The record of a row just inserted as received."""
+    empty = dict.fromkeys(InquiryRecord.__dataclass_fields__)
+    fields = {**empty, **{k: v for k, v in row.items() if k in empty}}
+    return InquiryRecord(**fields)
+
+
+def _idempotency_conflict() -> IdempotencyConflict:
+    # Not naming the inquiry: it may be another client's.
+    return IdempotencyConflict(
+        "this Idempotency-Key was already used for a different request; use a new key for a "
+        "new inquiry"
+    )
 
 
 def _checked_id(inquiry_id: str) -> str:
@@ -225,17 +240,61 @@ class InquiryStore:
             session.add_all(rows)
         return len(rows)
 
+    def add_batch(
+        self, items: Sequence[tuple[NewInquiry, str | None]]
+    ) -> list[tuple[InquiryRecord, bool] | StoreError]:
+        """``add`` for many inquiries in one transaction: one commit for all. Each item gets
+        its record (and whether it was created), or the error ``add`` would raise for it. A
+        key another process stores meanwhile fails the whole transaction (IntegrityError):
+        the caller then adds each on its own."""
+        now = utcnow()
+        outcomes: list[tuple[InquiryRecord, bool] | StoreError] = []
+        values: list[dict[str, Any]] = []
+        with self.session() as session:
+            keys = sorted({key for _, key in items if key})
+            seen: dict[str, tuple[InquiryRecord, str | None]] = {}
+            if keys:
+                for row in session.scalars(
+                    select(InquiryRow).where(InquiryRow.idempotency_key.in_(keys))
+                ):
+                    seen[str(row.idempotency_key)] = (
+                        InquiryRecord.of(row),
+                        row.request_fingerprint,
+                    )
+            for new, key in items:
+                fingerprint = new.fingerprint()
+                if key and key in seen:
+                    record, first = seen[key]
+                    same = first == fingerprint
+                    outcomes.append((record, False) if same else _idempotency_conflict())
+                    continue
+                fields = {
+                    "id": str(uuid.uuid4()),
+                    "created_at": now,
+                    "updated_at": now,
+                    "status": Status.RECEIVED.value,
+                    "idempotency_key": key or None,
+                    "request_fingerprint": fingerprint,
+                    "attempts": 0,
+                    **new.__dict__,
+                }
+                values.append(fields)
+                record = _received_record(fields)
+                if key:
+                    seen[key] = (record, fingerprint)
+                outcomes.append((record, True))
+            if values:
+                # One statement for the group (executemany), not an ORM object a row.
+                session.execute(insert(InquiryRow), values)
+        return outcomes
+
     def _by_idempotency_key(self, key: str, fingerprint: str) -> InquiryRecord | None:
         with self.session() as session:
             row = session.scalar(select(InquiryRow).where(InquiryRow.idempotency_key == key))
             if row is None:
                 return None
             if row.request_fingerprint != fingerprint:
-                # Not naming the inquiry: it may be another client's.
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used for a different request; use a new "
-                    "key for a new inquiry"
-                )
+                raise _idempotency_conflict()
             return InquiryRecord.of(row)
 
     def get(self, inquiry_id: str) -> InquiryRecord:

@@ -16,6 +16,7 @@ from ..schemas import (
     DeskPage,
     DeskSummary,
     InquiryPublic,
+    Problem,
     ResolveRequest,
 )
 
@@ -56,8 +57,8 @@ def list_desks(store: StoreDep, desk_map: DeskMapDep, holder: HolderDep) -> Desk
     "/{desk}/inquiries",
     response_model=DeskPage,
     responses={
-        400: {"description": "the cursor is not one this API gave"},
-        404: {"description": "no such desk"},
+        400: {"model": Problem, "description": "the cursor is not one this API gave"},
+        404: {"model": Problem, "description": "no such desk"},
     },
 )
 def desk_queue(
@@ -98,8 +99,11 @@ def desk_queue(
 
 _MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
     **BODY_ERRORS,
-    404: {"description": "no such desk, or no such inquiry in it"},
-    409: {"description": "someone else holds it, or it is not in a state to do this"},
+    404: {"model": Problem, "description": "no such desk, or no such inquiry in it"},
+    409: {
+        "model": Problem,
+        "description": "someone else holds it, or it is not in a state to do this",
+    },
 }
 
 

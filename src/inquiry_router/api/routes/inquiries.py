@@ -10,13 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from ...domain import InquiryText as PipelineInput
 from ...store import NewInquiry
 from ..body import BODY_ERRORS, body_schema, parse_body
-from ..deps import PipelineDep, SettingsDep, StoreDep
+from ..deps import IntakeDep, PipelineDep, SettingsDep, StoreDep
 from ..schemas import (
     DecisionPublic,
     InquiryAccepted,
     InquiryCreate,
     InquiryPublic,
     InquiryText,
+    Problem,
 )
 
 router = APIRouter(prefix="/v1", tags=["inquiries"])
@@ -42,13 +43,13 @@ def status_url(request: Request, settings: SettingsDep, inquiry_id: str) -> str:
     openapi_extra=body_schema(InquiryCreate),
     responses={
         **BODY_ERRORS,
-        409: {"description": "Idempotency-Key reused for a different request"},
+        409: {"model": Problem, "description": "Idempotency-Key reused for a different request"},
     },
 )
 async def create_inquiry(
     request: Request,
     response: Response,
-    store: StoreDep,
+    intake: IntakeDep,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> InquiryAccepted:
@@ -56,9 +57,9 @@ async def create_inquiry(
     the first inquiry instead of creating another."""
     body = await parse_body(request, InquiryCreate, settings)
     new = NewInquiry(**body.model_dump())
-    # The database is synchronous: off the event loop, so a write waiting on a lock holds up
-    # no other request.
-    record, created = await run_in_threadpool(store.add, new, idempotency_key)
+    # Stored by the intake writer, off the event loop and in one commit with whatever else
+    # arrived meanwhile; answered only once committed.
+    record, created = await intake.add(new, idempotency_key)
     url = status_url(request, settings, record.id)
     response.headers["Location"] = url
     if not created:
@@ -69,7 +70,7 @@ async def create_inquiry(
 @router.get(
     "/inquiries/{inquiry_id}",
     response_model=InquiryPublic,
-    responses={404: {"description": "no such inquiry"}},
+    responses={404: {"model": Problem, "description": "no such inquiry"}},
 )
 def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
     """Status and, once routed, the full routing decision."""
@@ -82,7 +83,7 @@ def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
     response_model=DecisionPublic,
     openapi_extra=body_schema(InquiryText),
     tags=["classify"],
-    responses={**BODY_ERRORS, 503: {"description": "the model is still loading"}},
+    responses={**BODY_ERRORS, 503: {"model": Problem, "description": "the model is loading"}},
 )
 async def classify(
     request: Request, pipeline: PipelineDep, settings: SettingsDep
