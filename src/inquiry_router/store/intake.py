@@ -25,8 +25,12 @@ class _Pending:
     answer: asyncio.Future[Stored]
 
     def settle(self, outcome: Stored | BaseException) -> None:
-        """Hand the outcome to the waiting request, on its own event loop."""
-        self.loop.call_soon_threadsafe(_settle, self.answer, outcome)
+        """Hand the outcome to the waiting request, on its own event loop (stored all the
+        same if that loop has closed meanwhile: the writer must go on for the others)."""
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.answer, outcome)
+        except RuntimeError:
+            log.warning("a request went away before its inquiry was committed; it is stored")
 
 
 def _settle(answer: asyncio.Future[Stored], outcome: Stored | BaseException) -> None:
