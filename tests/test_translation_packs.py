@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from inquiry_router.routing import DeskMap
+
 from .argos_pack import build_tiny_pack
-from .conftest import CLI, env_for
+from .conftest import CLI, ROOT, env_for
 
 
 def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -59,7 +61,10 @@ def test_install_from_file_list_and_translate_in_the_pipeline(
     assert decision["translated"] is True
     assert decision["translation_engine"] == "argos"
     assert decision["translation_engine_version"] == "de-en 0.0.7"
-    assert decision["desk"]  # gibberish English still gets a routing, triage when unsure
+    # Gibberish English still gets a routing: a desk of desks.yaml, triage when unsure.
+    desks = DeskMap.from_yaml(ROOT / "data" / "desks.yaml")
+    assert decision["desk"] in desks.names
+    assert decision["auto_routed"] is (decision["desk"] != desks.triage_desk)
 
 
 def test_bad_pack_files_are_refused_with_the_reason(trained_home: Path, tmp_path: Path) -> None:
