@@ -49,13 +49,12 @@ def fit_temperature(probabilities: np.ndarray, gold_index: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class RoutingScores:
-    """Per example: the group it would be routed to (desk, or intent without desks), that
-    group's probability, and whether it is the right one."""
+    """Per example: the probability of the group it would be routed to (desk, or intent
+    without desks), and whether that group is the right one."""
 
     confidence: np.ndarray
     correct: np.ndarray
     weight: np.ndarray | None = None  # how much each example counts; None: equally
-    routed: np.ndarray | None = None  # the group each example goes to, when known
 
 
 def routing_scores(
@@ -78,9 +77,9 @@ def routing_scores(
     confidence = group_probabilities.max(1)
     routed = np.asarray(groups, dtype=object)[group_probabilities.argmax(1)]
     if gold is None:
-        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool), routed=routed)
+        return RoutingScores(confidence, np.zeros(len(confidence), dtype=bool))
     right = np.array([r == desk_of.get(g, g) for r, g in zip(routed, gold, strict=True)])
-    return RoutingScores(confidence, right, routed=routed)
+    return RoutingScores(confidence, right)
 
 
 def choose_threshold(scores: RoutingScores, target_precision: float) -> float:

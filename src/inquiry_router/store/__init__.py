@@ -43,6 +43,22 @@ class IdempotencyConflict(Conflict):
     pass
 
 
+def _received_fields(
+    new: NewInquiry, idempotency_key: str | None, fingerprint: str, now: datetime
+) -> dict[str, Any]:
+    """The columns of a new inquiry, stored as received."""
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": now,
+        "updated_at": now,
+        "status": Status.RECEIVED.value,
+        "idempotency_key": idempotency_key or None,
+        "request_fingerprint": fingerprint,
+        "attempts": 0,
+        **new.__dict__,
+    }
+
+
 def _received_record(row: dict[str, Any]) -> InquiryRecord:
     """The record of a row just inserted as received."""
     empty = dict.fromkeys(InquiryRecord.__dataclass_fields__)
@@ -204,14 +220,7 @@ class InquiryStore:
             existing = self._by_idempotency_key(idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
-        row = InquiryRow(
-            id=str(uuid.uuid4()),
-            status=Status.RECEIVED.value,
-            idempotency_key=idempotency_key or None,
-            request_fingerprint=fingerprint,
-            attempts=0,
-            **new.__dict__,
-        )
+        row = InquiryRow(**_received_fields(new, idempotency_key, fingerprint, utcnow()))
         try:
             with self.session() as session:
                 session.add(row)
@@ -226,19 +235,7 @@ class InquiryStore:
 
     def add_many(self, news: Sequence[NewInquiry]) -> int:
         """Store many inquiries as received, in one transaction (an import, a backlog)."""
-        rows = [
-            InquiryRow(
-                id=str(uuid.uuid4()),
-                status=Status.RECEIVED.value,
-                request_fingerprint=new.fingerprint(),
-                attempts=0,
-                **new.__dict__,
-            )
-            for new in news
-        ]
-        with self.session() as session:
-            session.add_all(rows)
-        return len(rows)
+        return len(self.add_batch([(new, None) for new in news]))
 
     def add_batch(
         self, items: Sequence[tuple[NewInquiry, str | None]]
@@ -268,16 +265,7 @@ class InquiryStore:
                     same = first == fingerprint
                     outcomes.append((record, False) if same else _idempotency_conflict())
                     continue
-                fields = {
-                    "id": str(uuid.uuid4()),
-                    "created_at": now,
-                    "updated_at": now,
-                    "status": Status.RECEIVED.value,
-                    "idempotency_key": key or None,
-                    "request_fingerprint": fingerprint,
-                    "attempts": 0,
-                    **new.__dict__,
-                }
+                fields = _received_fields(new, key, fingerprint, now)
                 values.append(fields)
                 record = _received_record(fields)
                 if key:
