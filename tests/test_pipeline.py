@@ -120,10 +120,10 @@ def test_text_in_an_undetermined_language_is_read_both_ways_and_held_to_the_stri
     assert decision.confidence == pytest.approx(probability, abs=1e-3)
     # Unsure of the language, the router holds it to the foreign-text threshold.
     strict = copy.copy(pipeline)
-    strict.router = Router(pipeline.router.desk_map, 0.01, foreign_threshold=0.999)
+    strict.router = Router(pipeline.router.desk_map, 0.01, foreign_threshold=1.01)  # none passes
     held = strict.run_one(InquiryText(text))
     assert held.desk == "triage"
-    assert "< triage foreign-text threshold 1.00" in held.reason
+    assert "< triage foreign-text threshold 1.01" in held.reason
 
 
 def test_a_translated_inquiry_is_read_beside_what_was_written(pipeline: Pipeline) -> None:

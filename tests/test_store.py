@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from inquiry_router.domain import Decision, Status
 from inquiry_router.store import (
@@ -23,32 +19,12 @@ from inquiry_router.store import (
     NotFound,
 )
 
-POSTGRES_URL = os.environ.get(
-    "INQUIRY_ROUTER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InquiryStore]:
-    if request.param == "sqlite":
-        opened = InquiryStore(f"sqlite:///{tmp_path / 'inquiries.db'}")
-        yield opened
-        opened.close()
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as error:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    opened = InquiryStore(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}")
+@pytest.fixture
+def store(database_url: str) -> Iterator[InquiryStore]:
+    opened = InquiryStore(database_url)
     yield opened
     opened.close()
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def _decision(desk: str = "cards") -> Decision:

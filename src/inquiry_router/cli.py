@@ -319,6 +319,135 @@ def models_rollback() -> None:
     out.print(f"{settings.model_name} @champion is back at version {version}")
 
 
+# ---------------------------------------------------------------------------- keys and database
+
+keys_app = typer.Typer(
+    help="Keys desks, systems and admins sign in with: create, list, revoke.",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(
+    help="The inquiry database's schema (Alembic migrations).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+
+def _store(settings: Settings) -> Any:
+    from .store import InquiryStore
+
+    try:
+        return InquiryStore(settings.resolved_database_url)
+    except Exception as error:
+        database = without_password(settings.resolved_database_url)
+        raise fail(f"cannot open {database}: {error}") from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses it, e.g. 'Alice' or 'crm-sync'")],
+    desk: Annotated[str | None, typer.Option(help="the desk the key acts for")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="an admin key: every desk")] = False,
+) -> None:
+    """Create a key and print it, once: only a hash is kept."""
+    from .routing import DeskMap, DeskMapError
+    from .store.keys import KeyProblem
+
+    settings = _settings()
+    if admin == (desk is not None):
+        raise fail("give either --desk NAME or --admin")
+    if desk is not None:
+        try:
+            desk_map = DeskMap.from_yaml(settings.desks_path)
+        except (DeskMapError, OSError) as error:
+            raise fail(str(error)) from None
+        if desk not in desk_map.desks:
+            raise fail(
+                f"no desk {desk!r} in {settings.desks_path} (desks: {', '.join(desk_map.names)})"
+            )
+    try:
+        key, token = _store(settings).keys.create(name, desk=desk, admin=admin)
+    except KeyProblem as error:
+        raise fail(str(error)) from None
+    console.print(
+        f"created key {key.id} for {key.name} ({key.scope}); it is shown once, keep it safe:"
+    )
+    out.print(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, name, scope, created, last used, revoked. Never the key itself."""
+    settings = _settings()
+    keys = _store(settings).keys.list()
+    if not keys:
+        raise fail("no keys yet; the service makes an admin key on its first start", code=1)
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=12)
+    for column in ("name", "scope", "created", "last used", "revoked"):
+        table.add_column(column, overflow="fold")
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.scope,
+            when(key.created_at),
+            when(key.last_used_at),
+            when(key.revoked_at),
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id `keys list` shows")]) -> None:
+    """Revoke a key: from the next request on, it opens nothing (signed-in pages included)."""
+    from .store.keys import KeyProblem
+
+    settings = _settings()
+    try:
+        key = _store(settings).keys.revoke(key_id)
+    except KeyProblem as error:
+        raise fail(str(error)) from None
+    out.print(f"revoked key {key.id} ({key.name}, {key.scope})")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations the database lacks (every start does this too)."""
+    from .store import make_engine, schema
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        before, after = schema.upgrade(engine)
+    except Exception as error:
+        database = without_password(settings.resolved_database_url)
+        raise fail(f"cannot upgrade {database}: {error}") from None
+    finally:
+        engine.dispose()
+    if before == after:
+        out.print(f"the database is at revision {after}, the latest")
+    else:
+        out.print(f"upgraded the database from {before or 'empty'} to revision {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision, and the latest this version of the product has."""
+    from .store import make_engine, schema
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        revision = schema.current(engine)
+    finally:
+        engine.dispose()
+    out.print(f"database: {revision or 'empty'}; latest: {schema.head()}")
+
+
 # ---------------------------------------------------------------------------- classification
 
 

@@ -11,6 +11,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -157,6 +158,33 @@ class Settings(BaseSettings):
         description="comma-separated host names the request's own address may be built from",
     )
 
+    intake_rate_limit: str = Field(
+        default="120/minute",
+        description="inquiries one client address may post, in the `limits` library's notation "
+        "(e.g. '120/minute;2000/hour'); past it: 429 with Retry-After. Empty: no limit. Behind "
+        "a proxy, start uvicorn with --forwarded-allow-ips so the address is the client's",
+    )
+    admin_key_file: Path = Field(
+        default=Path("data/admin.key"),
+        description="where the first start writes the admin key it creates when there is none "
+        "(readable only by its owner)",
+    )
+    session_secret: str = Field(
+        default="",
+        description="signs the desk page's session cookie; unset: a random one kept in "
+        "data/session.secret (readable only by its owner)",
+    )
+    session_max_age_s: int = Field(
+        default=12 * 3600, ge=60, description="a desk page sign-in lasts this long"
+    )
+    page_refresh_s: int = Field(
+        default=10, ge=1, le=3600, description="how often the desk page looks for new inquiries"
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="send the session cookie over HTTPS only (set it when served over HTTPS)",
+    )
+
     worker_batch_size: int = Field(
         default=1024,
         ge=1,
@@ -184,6 +212,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_mirror_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("intake_rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value[:60]!r} is not a rate limit like '120/minute' or '10/second;500/hour'"
+                ) from None
+        return value
 
     @field_validator("languages")
     @classmethod

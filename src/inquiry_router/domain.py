@@ -85,11 +85,19 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class DeskScore:
+    desk: str
+    confidence: float  # the sum of its intents' probabilities
+
+
+@dataclass(frozen=True)
 class Routing:
     desk: str
     desk_confidence: float
     auto_routed: bool
     reason: str
+    # The most likely desks (triage aside), best first: the triage desk's suggestions.
+    candidates: tuple[DeskScore, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class Decision:
     reason: str
     model_name: str
     model_version: str
+    desk_candidates: tuple[DeskScore, ...] = ()
 
     @classmethod
     def assemble(
@@ -154,6 +163,9 @@ class Decision:
             reason=routing.reason,
             model_name=model.name,
             model_version=model.version,
+            desk_candidates=tuple(
+                DeskScore(c.desk, round(c.confidence, 4)) for c in routing.candidates
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .domain import Prediction, Reading, Routing
+from .domain import DeskScore, Prediction, Reading, Routing
 
 _DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DESK_KEYS = {"description", "intents", "threshold"}
@@ -214,6 +214,10 @@ class Router:
         best_desk = max(desk_probability, key=lambda desk: desk_probability[desk])
         desk_confidence = desk_probability[best_desk]
         prediction = self._best_intent_in(best_desk, prediction)
+        ranked = sorted(desk_probability.items(), key=lambda item: -item[1])
+        candidates = tuple(
+            DeskScore(desk, p) for desk, p in ranked if desk != self.desk_map.triage_desk
+        )[:3]
 
         if best_desk == self.desk_map.triage_desk:
             return prediction, Routing(
@@ -221,6 +225,7 @@ class Router:
                 desk_confidence=desk_confidence,
                 auto_routed=False,
                 reason=f"intent {prediction.intent!r} has no desk in {self.desk_map.source}",
+                candidates=candidates,
             )
         threshold = self.threshold_for(best_desk, foreign)
         detail = f"best desk {best_desk}, intent {prediction.intent} {prediction.confidence:.2f}"
@@ -236,12 +241,14 @@ class Router:
                 auto_routed=False,
                 reason=f"desk confidence {desk_confidence:.2f} < triage {which} {threshold:.2f} "
                 f"({detail})",
+                candidates=candidates,
             )
         return prediction, Routing(
             desk=best_desk,
             desk_confidence=desk_confidence,
             auto_routed=True,
             reason=f"desk confidence {desk_confidence:.2f} >= {which} {threshold:.2f} ({detail})",
+            candidates=candidates,
         )
 
     def route_batch(

@@ -40,6 +40,12 @@ class PipelineHolder:
         return pipeline
 
     def load(self) -> Pipeline:
+        # torch and scikit-learn (with scipy) are imported here, before the preload thread
+        # starts: scipy looks torch up half-imported when two threads import them at once.
+        import torch  # noqa: F401
+
+        from .classifier import models  # noqa: F401
+
         preload = threading.Thread(target=self._preload_encoder, daemon=True)
         preload.start()
         try:

@@ -7,9 +7,11 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 
 from .. import __version__
 from ..config import Settings
@@ -17,7 +19,11 @@ from ..routing import DeskMap
 from ..runtime import PipelineHolder
 from ..store import Conflict, InquiryStore, NotFound
 from ..store.intake import IntakeWriter
+from ..store.keys import bootstrap_admin
 from ..worker import Worker
+from . import pages
+from .auth import RateLimiter, SignInRequired, authorize, document, session_secret
+from .headers import SecurityHeaders
 from .routes import desks, health, inquiries
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,13 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = InquiryStore(settings.resolved_database_url)
+        created = bootstrap_admin(store.keys, settings.path(settings.admin_key_file))
+        if created is not None:
+            log.warning(
+                "no admin key existed: created one in %s (readable only by you); sign in "
+                "with it at / or send it as 'Authorization: Bearer <key>'",
+                created,
+            )
         intake = IntakeWriter(store)
         holder = PipelineHolder(settings)
         stop = threading.Event()
@@ -50,6 +63,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
         app.state.store = store
         app.state.intake = intake
         app.state.holder = holder
+        app.state.rate_limiter = RateLimiter(settings.intake_rate_limit)
 
         def load_then_work() -> None:
             try:
@@ -75,7 +89,17 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
         version=__version__,
         description="Routes customer inquiries, in any language, to the right service desk.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route's access rule, from auth.POLICY
     )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie="inquiry_router_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -102,7 +126,14 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
     async def conflict(_request: Request, error: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
+    @app.exception_handler(SignInRequired)
+    async def sign_in(_request: Request, _error: SignInRequired) -> RedirectResponse:
+        return RedirectResponse("/", status_code=303)
+
     app.include_router(health.router)
     app.include_router(inquiries.router)
     app.include_router(desks.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("inquiry_router.api", "static")]), name="static")
+    document(app)
     return app

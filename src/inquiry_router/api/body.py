@@ -156,11 +156,40 @@ async def parse_body(request: Request, model: type[Model], settings: Settings) -
         ) from None
 
 
-def json_body(model: type[Model]) -> Callable[[Request], Awaitable[Model]]:
-    """A dependency that reads ``model`` from the body, as ``parse_body`` does."""
+async def read_form(request: Request) -> dict[str, str]:
+    """An HTML form's text fields (a page's), read within the body limits; read once."""
+    cached: dict[str, str] | None = getattr(request.state, "form_fields", None)
+    if cached is not None:
+        return cached
+    settings: Settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in FORM_TYPES:
+        raise HTTPException(415, "send the page's form (application/x-www-form-urlencoded)")
+    await read_limited(request, settings)
+    try:
+        fields = await request.form(max_files=0, max_fields=50)
+    except (ValueError, UnicodeDecodeError, AssertionError, HTTPException):
+        raise HTTPException(400, "request body is not a valid form") from None
+    result = {key: value for key, value in fields.items() if isinstance(value, str)}
+    request.state.form_fields = result
+    return result
+
+
+def json_body(
+    model: type[Model], empty_allowed: bool = False
+) -> Callable[[Request], Awaitable[Model]]:
+    """A dependency that reads ``model`` from the body, as ``parse_body`` does; with
+    ``empty_allowed``, no body at all reads as ``{}`` (every field left at its default)."""
 
     async def dependency(request: Request) -> Model:
         settings: Settings = request.app.state.settings
+        if (
+            empty_allowed
+            and not request.headers.get("content-type")
+            and request.headers.get("content-length", "0") == "0"
+            and "chunked" not in request.headers.get("transfer-encoding", "")
+        ):
+            return model.model_validate({})
         return await parse_body(request, model, settings)
 
     return dependency

@@ -127,6 +127,11 @@ class InquiryAccepted(BaseModel):
     status_url: str
 
 
+class DeskScorePublic(BaseModel):
+    desk: str
+    confidence: float = Field(description="the sum of the desk's intents' probabilities")
+
+
 class DecisionPublic(BaseModel):
     """Everything the pipeline decided about one inquiry, and why."""
 
@@ -150,6 +155,9 @@ class DecisionPublic(BaseModel):
     reason: str = Field(description="the numbers behind the decision")
     model_name: str
     model_version: str
+    desk_candidates: list[DeskScorePublic] = Field(
+        default=[], description="the most likely desks (triage aside), best first"
+    )
 
 
 class FailedDecision(BaseModel):
@@ -223,22 +231,107 @@ class DeskPage(BaseModel):
 
 
 class ClaimRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    agent: visible_text(255) = Field(description="who takes the inquiry")  # type: ignore[valid-type]
-
-
-class ResolveRequest(ClaimRequest):
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, json_schema_extra=_blank_is_absent
     )
 
+    agent: visible_text(255) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="who works on it; default: the key's name. Claim, release, resolve and "
+        "reroute must name the same agent",
+    )
+
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _optional_agent(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+
+class ReleaseRequest(ClaimRequest):
+    pass
+
+
+class ResolveRequest(ClaimRequest):
     resolution: visible_text(10_000) | None = None  # type: ignore[valid-type]
 
     @field_validator("resolution", mode="before")
     @classmethod
     def _optional_blank(cls, value: Any) -> Any:
         return _blank_to_none(value)
+
+
+INTENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class RerouteRequest(ClaimRequest):
+    to_desk: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]*$")
+    intent: str | None = Field(
+        default=None,
+        pattern=INTENT_PATTERN,
+        description="the right intent: one the target desk handles in desks.yaml, or a new "
+        "label (letters, digits, _ . -), recorded as new",
+    )
+    note: visible_text(2000) | None = None  # type: ignore[valid-type]
+
+    @field_validator("intent", "note", mode="before")
+    @classmethod
+    def _optional_blank(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+
+class InquiryStatus(BaseModel):
+    """What anyone holding an inquiry's id may see: its status, without a key."""
+
+    id: str
+    status: Status
+
+
+class EventPublic(BaseModel):
+    at: datetime
+    kind: str = Field(description="received, routed, claimed, released, rerouted or resolved")
+    actor: str | None = Field(description="the agent (null for the service itself)")
+    desk: str | None
+    data: dict[str, Any] | None = Field(
+        description="routed: model, intent, confidence, reason; rerouted: from_desk, to_desk, "
+        "intent, new_intent, note; resolved: resolution"
+    )
+
+    @field_validator("at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class EventList(BaseModel):
+    inquiry_id: str
+    events: list[EventPublic]
+
+
+class CorrectionPublic(BaseModel):
+    id: int
+    inquiry_id: str
+    created_at: datetime
+    kind: str = Field(description="reroute, or triage (the triage desk sent it on)")
+    message: str
+    subject: str | None
+    language: str | None
+    english_text: str | None
+    model_intent: str | None
+    model_desk: str | None
+    model_confidence: float | None
+    model_name: str | None
+    model_version: str | None
+    from_desk: str
+    corrected_desk: str
+    corrected_intent: str | None
+    new_intent: bool
+    by: str
+    note: str | None
+
+
+class CorrectionList(BaseModel):
+    items: list[CorrectionPublic]
+    next_after: int | None = Field(description="pass as `after` for the next page")
 
 
 class Problem(BaseModel):

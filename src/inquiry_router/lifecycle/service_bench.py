@@ -36,6 +36,7 @@ class BenchError(Exception):
 class RunningService:
     url: str
     store: InquiryStore
+    headers: dict[str, str]  # an admin key's, for what only a key may read
 
     def routed(self) -> int:
         counts = self.store.status_counts()
@@ -66,11 +67,14 @@ def running_service(
         database = f"sqlite:///{Path(scratch) / 'inquiries.db'}"
         store = InquiryStore(database)
         store.add_many([NewInquiry(text) for text in backlog])
+        _, token = store.keys.create("bench", admin=True)  # so the server makes none of its own
         port = _free_port()
         env = {
             **os.environ,
             "INQUIRY_ROUTER_HOME": str(settings.home),
             "INQUIRY_ROUTER_DATABASE_URL": database,
+            # The limiter runs (its cost is measured) but never refuses the load generator.
+            "INQUIRY_ROUTER_INTAKE_RATE_LIMIT": "100000000/minute",
         }
         if settings.mlflow_tracking_uri:
             env["INQUIRY_ROUTER_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
@@ -86,7 +90,7 @@ def running_service(
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_healthy(url, process, log_path, timeout_s)
-                yield RunningService(url, store)
+                yield RunningService(url, store, {"Authorization": f"Bearer {token}"})
             finally:
                 process.terminate()
                 try:
@@ -186,7 +190,7 @@ def bench_routing(
 
         progress(f"light traffic: one inquiry every 0.5 s for {light_seconds:g} s")
         ids: list[str] = []
-        with httpx.Client(base_url=service.url, timeout=30) as client:
+        with httpx.Client(base_url=service.url, timeout=30, headers=service.headers) as client:
             _wait_routed(service, service.total(), timeout_s=600)  # what intake left
 
             deadline = time.perf_counter() + light_seconds

@@ -24,7 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..domain import Decision, Status
-from .tables import Base, InquiryRow, utcnow
+from . import schema
+from .keys import KeyStore
+from .tables import CorrectionRow, EventRow, InquiryRow, utcnow
 
 
 class StoreError(Exception):
@@ -140,6 +142,55 @@ class ClaimedInquiry:
 
 
 @dataclass(frozen=True)
+class Reroute:
+    """A desk's correction: where the inquiry should go, and (when it knows) which intent."""
+
+    to_desk: str
+    by: str
+    intent: str | None = None
+    new_intent: bool = False  # a label the model does not know, proposed by the desk
+    note: str | None = None
+    kind: str = "reroute"  # "triage" when the triage desk sends an inquiry on
+    anyone: bool = False  # an admin may reroute an inquiry someone else holds
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str  # received, routed, claimed, released, rerouted, resolved
+    actor: str | None
+    desk: str | None
+    data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Correction:
+    id: int
+    inquiry_id: str
+    created_at: datetime
+    kind: str
+    message: str
+    subject: str | None
+    language: str | None
+    english_text: str | None
+    model_intent: str | None
+    model_desk: str | None
+    model_confidence: float | None
+    model_name: str | None
+    model_version: str | None
+    from_desk: str
+    corrected_desk: str
+    corrected_intent: str | None
+    new_intent: bool
+    by: str
+    note: str | None
+
+    @classmethod
+    def of(cls, row: CorrectionRow) -> Correction:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[InquiryRecord]
     next_cursor: str | None
@@ -193,8 +244,9 @@ class InquiryStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        schema.upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.keys = KeyStore(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -462,9 +514,22 @@ class InquiryStore:
             ).all()
         return {status: int(count) for status, count in rows}
 
-    def list_desk(self, desk: str, status: Status, limit: int, cursor: str | None = None) -> Page:
-        """A desk's queue in one status, oldest inquiry first, ``limit`` at a time."""
+    def list_desk(
+        self,
+        desk: str,
+        status: Status,
+        limit: int,
+        cursor: str | None = None,
+        language: str | None = None,
+        auto_routed: bool | None = None,
+    ) -> Page:
+        """A desk's queue in one status, oldest inquiry first, ``limit`` at a time; optionally
+        only inquiries in one detected language, or only those routed (or not) by the model."""
         conditions = [InquiryRow.desk == desk, InquiryRow.status == status.value]
+        if language is not None:
+            conditions.append(InquiryRow.decision["language"].as_string() == language)
+        if auto_routed is not None:
+            conditions.append(InquiryRow.decision["auto_routed"].as_boolean() == auto_routed)
         with self.session() as session:
             total = session.scalar(select(func.count()).where(*conditions)) or 0
             query = select(InquiryRow).where(*conditions)
@@ -505,31 +570,196 @@ class InquiryStore:
                 return InquiryRecord.of(row)  # claiming twice is harmless
             if row.status != Status.ROUTED.value:
                 holder = f" by {row.claimed_by!r}" if row.claimed_by else ""
-                raise Conflict(f"inquiry {inquiry_id} is already {row.status}{holder}")
+                raise Conflict(f"inquiry {row.id} is already {row.status}{holder}")
             row.status = Status.CLAIMED.value
             row.claimed_by = agent
             row.claimed_at = now
+            row.updated_at = now
+            _event(session, row.id, "claimed", agent, desk, now)
+            return InquiryRecord.of(row)
+
+    def release(
+        self, desk: str, inquiry_id: str, agent: str, anyone: bool = False
+    ) -> InquiryRecord:
+        """Give a claim back: the inquiry waits in the desk's queue again. Only the agent who
+        claimed it may, unless ``anyone`` (an admin)."""
+        now = utcnow()
+        with self.session() as session:
+            row = self._desk_row(session, desk, inquiry_id)
+            if row.status != Status.CLAIMED.value:
+                raise Conflict(f"inquiry {row.id} is {row.status}, not claimed")
+            if row.claimed_by != agent and not anyone:
+                raise Conflict(f"inquiry {row.id} is claimed by {row.claimed_by!r}, not {agent!r}")
+            _event(
+                session, row.id, "released", agent, desk, now, {"was_claimed_by": row.claimed_by}
+            )
+            row.status = Status.ROUTED.value
+            row.claimed_by = None
+            row.claimed_at = None
             row.updated_at = now
             return InquiryRecord.of(row)
 
     def resolve(
         self, desk: str, inquiry_id: str, agent: str, resolution: str | None
     ) -> InquiryRecord:
+        """Close an inquiry; it must be claimed, by this agent."""
         now = utcnow()
         with self.session() as session:
             row = self._desk_row(session, desk, inquiry_id)
             if row.status == Status.RESOLVED.value:
-                raise Conflict(f"inquiry {inquiry_id} is already resolved")
-            if row.status == Status.CLAIMED.value and row.claimed_by != agent:
-                raise Conflict(
-                    f"inquiry {inquiry_id} is claimed by {row.claimed_by!r}, not {agent!r}"
-                )
-            if row.status not in (Status.ROUTED.value, Status.CLAIMED.value):
-                raise Conflict(f"inquiry {inquiry_id} is {row.status} and cannot be resolved")
+                raise Conflict(f"inquiry {row.id} is already resolved")
+            if row.status == Status.ROUTED.value:
+                raise Conflict(f"inquiry {row.id} is not claimed: claim it before resolving it")
+            if row.status != Status.CLAIMED.value:
+                raise Conflict(f"inquiry {row.id} is {row.status} and cannot be resolved")
+            if row.claimed_by != agent:
+                raise Conflict(f"inquiry {row.id} is claimed by {row.claimed_by!r}, not {agent!r}")
             row.status = Status.RESOLVED.value
-            row.claimed_by = row.claimed_by or agent
-            row.claimed_at = row.claimed_at or now
             row.resolved_at = now
             row.resolution = resolution
             row.updated_at = now
+            _event(session, row.id, "resolved", agent, desk, now, {"resolution": resolution})
             return InquiryRecord.of(row)
+
+    def reroute(self, desk: str, inquiry_id: str, change: Reroute) -> InquiryRecord:
+        """Send an inquiry from ``desk`` to another desk's queue, unclaimed, and record the
+        correction (what the model decided, what the desk says it should have), all in one
+        transaction. A claimed inquiry can be rerouted by the agent holding it (or an admin)."""
+        now = utcnow()
+        with self.session() as session:
+            row = self._desk_row(session, desk, inquiry_id)
+            if row.status == Status.RESOLVED.value:
+                raise Conflict(f"inquiry {row.id} is resolved; it can no longer be rerouted")
+            if (
+                row.status == Status.CLAIMED.value
+                and row.claimed_by != change.by
+                and not (change.anyone)
+            ):
+                raise Conflict(
+                    f"inquiry {row.id} is claimed by {row.claimed_by!r}, not {change.by!r}"
+                )
+            if row.status not in (Status.ROUTED.value, Status.CLAIMED.value):
+                raise Conflict(f"inquiry {row.id} is {row.status} and cannot be rerouted")
+            decision = row.decision or {}
+            session.add(
+                CorrectionRow(
+                    inquiry_id=row.id,
+                    created_at=now,
+                    kind=change.kind,
+                    message=row.message,
+                    subject=row.subject,
+                    language=decision.get("language"),
+                    english_text=decision.get("english_text"),
+                    model_intent=decision.get("intent"),
+                    model_desk=decision.get("desk"),
+                    model_confidence=decision.get("confidence"),
+                    model_name=decision.get("model_name"),
+                    model_version=decision.get("model_version"),
+                    from_desk=desk,
+                    corrected_desk=change.to_desk,
+                    corrected_intent=change.intent,
+                    new_intent=change.new_intent,
+                    by=change.by,
+                    note=change.note,
+                )
+            )
+            _event(
+                session,
+                row.id,
+                "rerouted",
+                change.by,
+                desk,
+                now,
+                {
+                    "from_desk": desk,
+                    "to_desk": change.to_desk,
+                    "intent": change.intent,
+                    "new_intent": change.new_intent,
+                    "note": change.note,
+                },
+            )
+            row.desk = change.to_desk
+            row.status = Status.ROUTED.value
+            row.claimed_by = None
+            row.claimed_at = None
+            row.updated_at = now
+            return InquiryRecord.of(row)
+
+    # ------------------------------------------------------------------ history
+
+    def desks_of(self, inquiry_id: str) -> tuple[InquiryRecord, set[str]]:
+        """An inquiry and every desk it is or was in (routed there, or rerouted from)."""
+        inquiry_id = _checked_id(inquiry_id)
+        with self.session() as session:
+            row = session.get(InquiryRow, inquiry_id)
+            if row is None:
+                raise NotFound(f"no inquiry {inquiry_id!r}")
+            desks = {desk for desk in (row.desk, (row.decision or {}).get("desk")) if desk}
+            desks.update(
+                str(desk)
+                for desk in session.scalars(
+                    select(EventRow.desk).where(
+                        EventRow.inquiry_id == inquiry_id, EventRow.desk.is_not(None)
+                    )
+                )
+            )
+            return InquiryRecord.of(row), desks
+
+    def events(self, inquiry_id: str) -> list[Event]:
+        """What happened to an inquiry, oldest first: received and routed (read off the
+        inquiry), then what desks did."""
+        inquiry_id = _checked_id(inquiry_id)
+        with self.session() as session:
+            row = session.get(InquiryRow, inquiry_id)
+            if row is None:
+                raise NotFound(f"no inquiry {inquiry_id!r}")
+            history = [Event(row.created_at, "received", None, None, {"channel": row.channel})]
+            if row.routed_at is not None:
+                decision = row.decision or {}
+                first_desk = decision.get("desk")
+                history.append(
+                    Event(
+                        row.routed_at,
+                        "routed",
+                        None,
+                        first_desk,
+                        {
+                            "model_name": decision.get("model_name"),
+                            "model_version": decision.get("model_version"),
+                            "intent": decision.get("intent"),
+                            "confidence": decision.get("confidence"),
+                            "auto_routed": decision.get("auto_routed"),
+                            "reason": decision.get("reason"),
+                        },
+                    )
+                )
+            for event in session.scalars(
+                select(EventRow).where(EventRow.inquiry_id == inquiry_id).order_by(EventRow.id)
+            ):
+                history.append(Event(event.at, event.kind, event.actor, event.desk, event.data))
+            return history
+
+    def corrections(self, limit: int = 100, after: int = 0) -> list[Correction]:
+        """Corrections desks made, oldest first, ``limit`` after the one numbered ``after``."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(CorrectionRow)
+                .where(CorrectionRow.id > after)
+                .order_by(CorrectionRow.id)
+                .limit(limit)
+            ).all()
+            return [Correction.of(row) for row in rows]
+
+
+def _event(
+    session: Session,
+    inquiry_id: str,
+    kind: str,
+    actor: str,
+    desk: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        EventRow(inquiry_id=inquiry_id, at=at, kind=kind, actor=actor, desk=desk, data=data)
+    )

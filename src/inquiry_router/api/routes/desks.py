@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ...domain import Status
 from ...routing import DeskMap
+from ...store import Reroute
+from ..auth import current_key
 from ..body import BODY_ERRORS, body_schema, json_body
 from ..deps import DeskMapDep, HolderDep, StoreDep
 from ..schemas import (
@@ -17,6 +19,8 @@ from ..schemas import (
     DeskSummary,
     InquiryPublic,
     Problem,
+    ReleaseRequest,
+    RerouteRequest,
     ResolveRequest,
 )
 
@@ -99,12 +103,17 @@ def desk_queue(
 
 _MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
     **BODY_ERRORS,
+    400: {"model": Problem, "description": "the body is not valid JSON, or the reroute is not"},
     404: {"model": Problem, "description": "no such desk, or no such inquiry in it"},
     409: {
         "model": Problem,
         "description": "someone else holds it, or it is not in a state to do this",
     },
 }
+
+
+def _agent(request: Request, body: ClaimRequest) -> str:
+    return body.agent or current_key(request).name
 
 
 @router.post(
@@ -116,12 +125,35 @@ _MISSING_OR_TAKEN: dict[int | str, dict[str, Any]] = {
 def claim_inquiry(
     desk: str,
     inquiry_id: str,
-    body: Annotated[ClaimRequest, Depends(json_body(ClaimRequest))],
+    request: Request,
+    body: Annotated[ClaimRequest, Depends(json_body(ClaimRequest, empty_allowed=True))],
     store: StoreDep,
     desk_map: DeskMapDep,
 ) -> InquiryPublic:
+    """Take an inquiry from the desk's queue: no one else can resolve it while you hold it."""
     _known(desk, desk_map)
-    record = store.claim(desk, inquiry_id, body.agent)
+    record = store.claim(desk, inquiry_id, _agent(request, body))
+    return InquiryPublic.model_validate(record, from_attributes=True)
+
+
+@router.post(
+    "/{desk}/inquiries/{inquiry_id}/release",
+    response_model=InquiryPublic,
+    responses=_MISSING_OR_TAKEN,
+    openapi_extra=body_schema(ReleaseRequest, form=False),
+)
+def release_inquiry(
+    desk: str,
+    inquiry_id: str,
+    request: Request,
+    body: Annotated[ReleaseRequest, Depends(json_body(ReleaseRequest, empty_allowed=True))],
+    store: StoreDep,
+    desk_map: DeskMapDep,
+) -> InquiryPublic:
+    """Give a claim back: the inquiry waits in the queue again (an admin may release anyone's)."""
+    _known(desk, desk_map)
+    key = current_key(request)
+    record = store.release(desk, inquiry_id, _agent(request, body), anyone=key.is_admin)
     return InquiryPublic.model_validate(record, from_attributes=True)
 
 
@@ -134,10 +166,68 @@ def claim_inquiry(
 def resolve_inquiry(
     desk: str,
     inquiry_id: str,
-    body: Annotated[ResolveRequest, Depends(json_body(ResolveRequest))],
+    request: Request,
+    body: Annotated[ResolveRequest, Depends(json_body(ResolveRequest, empty_allowed=True))],
     store: StoreDep,
     desk_map: DeskMapDep,
 ) -> InquiryPublic:
+    """Close an inquiry you have claimed, with a note of what was done."""
     _known(desk, desk_map)
-    record = store.resolve(desk, inquiry_id, body.agent, body.resolution)
+    record = store.resolve(desk, inquiry_id, _agent(request, body), body.resolution)
+    return InquiryPublic.model_validate(record, from_attributes=True)
+
+
+def checked_reroute(
+    desk: str, body: RerouteRequest, desk_map: DeskMap, agent: str, admin: bool
+) -> Reroute:
+    """The reroute a desk asks for, checked against desks.yaml; a 400 naming the problem."""
+    to_desk = body.to_desk
+    if to_desk not in desk_map.desks:
+        raise HTTPException(
+            400, f"no desk {to_desk[:64]!r} to reroute to (desks: {', '.join(desk_map.names)})"
+        )
+    if to_desk == desk:
+        raise HTTPException(400, f"the inquiry is already in desk {desk!r}; choose another desk")
+    new_intent = False
+    if body.intent is not None:
+        handler = desk_map.desk_for(body.intent)
+        if to_desk == desk_map.triage_desk:
+            raise HTTPException(400, f"the triage desk {to_desk!r} takes no intents; leave it out")
+        if handler is not None and handler != to_desk:
+            raise HTTPException(
+                400, f"intent {body.intent!r} is handled by desk {handler!r}, not {to_desk!r}"
+            )
+        new_intent = handler is None
+    return Reroute(
+        to_desk=to_desk,
+        by=agent,
+        intent=body.intent,
+        new_intent=new_intent,
+        note=body.note,
+        kind="triage" if desk == desk_map.triage_desk else "reroute",
+        anyone=admin,
+    )
+
+
+@router.post(
+    "/{desk}/inquiries/{inquiry_id}/reroute",
+    response_model=InquiryPublic,
+    responses=_MISSING_OR_TAKEN,
+    openapi_extra=body_schema(RerouteRequest, form=False),
+)
+def reroute_inquiry(
+    desk: str,
+    inquiry_id: str,
+    request: Request,
+    body: Annotated[RerouteRequest, Depends(json_body(RerouteRequest))],
+    store: StoreDep,
+    desk_map: DeskMapDep,
+) -> InquiryPublic:
+    """Send an inquiry to the desk it belongs to, unclaimed, and record the correction the
+    next model learns from. The intent, when given, is one the target desk handles, or a new
+    label (recorded as new)."""
+    _known(desk, desk_map)
+    key = current_key(request)
+    change = checked_reroute(desk, body, desk_map, _agent(request, body), key.is_admin)
+    record = store.reroute(desk, inquiry_id, change)
     return InquiryPublic.model_validate(record, from_attributes=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ...domain import InquiryText as PipelineInput
@@ -12,10 +12,15 @@ from ...store import NewInquiry
 from ..body import BODY_ERRORS, body_schema, parse_body
 from ..deps import IntakeDep, PipelineDep, SettingsDep, StoreDep
 from ..schemas import (
+    CorrectionList,
+    CorrectionPublic,
     DecisionPublic,
+    EventList,
+    EventPublic,
     InquiryAccepted,
     InquiryCreate,
     InquiryPublic,
+    InquiryStatus,
     InquiryText,
     Problem,
 )
@@ -69,13 +74,50 @@ async def create_inquiry(
 
 @router.get(
     "/inquiries/{inquiry_id}",
-    response_model=InquiryPublic,
+    response_model=InquiryPublic | InquiryStatus,
     responses={404: {"model": Problem, "description": "no such inquiry"}},
 )
-def get_inquiry(inquiry_id: str, store: StoreDep) -> InquiryPublic:
-    """Status and, once routed, the full routing decision."""
+def get_inquiry(
+    inquiry_id: str, request: Request, store: StoreDep
+) -> InquiryPublic | InquiryStatus:
+    """Without a key, the status only; with a key of a desk it is or was in (or an admin key),
+    the inquiry and its routing decision."""
     record = store.get(inquiry_id)
+    if not request.state.full_view:
+        return InquiryStatus(id=record.id, status=record.status)  # type: ignore[arg-type]
     return InquiryPublic.model_validate(record, from_attributes=True)
+
+
+@router.get(
+    "/inquiries/{inquiry_id}/events",
+    response_model=EventList,
+    responses={404: {"model": Problem, "description": "no such inquiry"}},
+)
+def inquiry_events(inquiry_id: str, store: StoreDep) -> EventList:
+    """What happened to the inquiry, oldest first: received, routed (model version, desk,
+    reason), then claimed, released, rerouted (from, to, by, note) and resolved."""
+    events = store.events(inquiry_id)
+    return EventList(
+        inquiry_id=inquiry_id,
+        events=[EventPublic.model_validate(event, from_attributes=True) for event in events],
+    )
+
+
+@router.get("/corrections", response_model=CorrectionList, tags=["corrections"])
+def list_corrections(
+    store: StoreDep,
+    after: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="next_after of the previous page")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> CorrectionList:
+    """The corrections desks made (reroutes and triage assignments), oldest first: what the
+    next model learns from."""
+    items = store.corrections(limit=limit, after=after)
+    return CorrectionList(
+        items=[CorrectionPublic.model_validate(item, from_attributes=True) for item in items],
+        next_after=items[-1].id if len(items) == limit else None,
+    )
 
 
 @router.post(
