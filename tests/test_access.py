@@ -354,6 +354,7 @@ def test_a_reroute_moves_the_inquiry_and_records_the_correction(
     assert first["model_intent"] == "card_arrival" and first["model_desk"] == "cards"
     assert first["model_confidence"] == 0.9 and first["model_version"] == "1"
     assert first["corrected_intent"] == "card_payment_not_recognised" and first["kind"] == "reroute"
+    assert first["created_at"].endswith("Z") and history[0]["at"].endswith("Z")  # UTC, said so
     assert "x@example.com" not in str(corrections)  # the sender's address is not copied
     assert client.get("/v1/corrections", headers=cards).status_code == 403
 

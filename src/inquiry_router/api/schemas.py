@@ -52,6 +52,14 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def _as_utc(value: datetime) -> datetime:
+    # Stored as naive UTC (SQLite has no zones); say so on the way out.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
 def stored_text(max_length: int) -> Any:
     """A text field both databases store as written, as a type for a schema."""
     return Annotated[
@@ -173,8 +181,8 @@ class FailedDecision(BaseModel):
 class InquiryPublic(BaseModel):
     id: str
     status: Status
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTime
+    updated_at: UtcTime
     message: str
     subject: str | None
     email: str | None
@@ -185,21 +193,13 @@ class InquiryPublic(BaseModel):
     decision: DecisionPublic | FailedDecision | None = Field(
         description="once routed: the decision; after every attempt failed: the failure"
     )
-    routed_at: datetime | None
+    routed_at: UtcTime | None
     claimed_by: str | None
-    claimed_at: datetime | None
-    resolved_at: datetime | None
+    claimed_at: UtcTime | None
+    resolved_at: UtcTime | None
     resolution: str | None
     attempts: int
     last_error: str | None
-
-    @field_validator(
-        "created_at", "updated_at", "routed_at", "claimed_at", "resolved_at", mode="after"
-    )
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        # Stored as naive UTC (SQLite has no zones); say so on the way out.
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class DeskSummary(BaseModel):
@@ -287,7 +287,7 @@ class InquiryStatus(BaseModel):
 
 
 class EventPublic(BaseModel):
-    at: datetime
+    at: UtcTime
     kind: str = Field(description="received, routed, claimed, released, rerouted or resolved")
     actor: str | None = Field(description="the agent (null for the service itself)")
     desk: str | None
@@ -295,11 +295,6 @@ class EventPublic(BaseModel):
         description="routed: model, intent, confidence, reason; rerouted: from_desk, to_desk, "
         "intent, new_intent, note; resolved: resolution"
     )
-
-    @field_validator("at", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class EventList(BaseModel):
@@ -310,7 +305,7 @@ class EventList(BaseModel):
 class CorrectionPublic(BaseModel):
     id: int
     inquiry_id: str
-    created_at: datetime
+    created_at: UtcTime
     kind: str = Field(description="reroute, or triage (the triage desk sent it on)")
     message: str
     subject: str | None
