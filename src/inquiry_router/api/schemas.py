@@ -264,7 +264,7 @@ INTENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
 class RerouteRequest(ClaimRequest):
-    to_desk: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]*$")
+    to_desk: visible_text(64) = Field(description="the desk it belongs to")  # type: ignore[valid-type]
     intent: str | None = Field(
         default=None,
         pattern=INTENT_PATTERN,
