@@ -152,8 +152,8 @@ def train(
         list[str] | None,
         typer.Option(
             "--data",
-            help="a known dataset (banking77, clinc150) or a CSV/JSONL file with text,label; "
-            "repeat to combine",
+            help="a known dataset (banking77, clinc150), `corrections` (what desks corrected) "
+            "or a CSV/JSONL file with text,label; repeat to combine",
         ),
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
@@ -171,7 +171,7 @@ def train(
     ] = Promote.AUTO,
 ) -> None:
     """Train a model, log the run to MLflow and register it as a new version."""
-    from .lifecycle.training import TrainingError
+    from .lifecycle.sources import TrainingError
     from .lifecycle.training import train as run_training
 
     settings = _settings()
@@ -219,8 +219,61 @@ def train(
         table.add_row("encoder (USE)", report.use_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")
     table.add_row("MLflow run", registered.run_id)
-    table.add_row("@champion", "yes" if registered.is_champion else "no (kept the current one)")
+    if registered.is_champion:
+        table.add_row("@champion", "yes")
+    elif registered.is_challenger:
+        table.add_row("@challenger", "yes")
     out.print(table)
+    if report.comparison is not None:
+        _print_comparison(report.comparison)
+
+
+def _print_comparison(comparison: Any) -> None:
+    """The champion-challenger table per desk, the rule, and what it decided."""
+    old, new = comparison.champion, comparison.challenger
+    table = Table(
+        "desk",
+        "n",
+        f"accuracy v{old.version} → v{new.version}",
+        "routed share",
+        "routed precision",
+        "triage rate",
+        title=f"{comparison.name}: v{old.version} (@champion) against v{new.version} on "
+        f"{comparison.n:,} held-out texts ({comparison.data})",
+    )
+
+    def pair(a: float, b: float) -> str:
+        return f"{a:.3f} → {b:.3f}"
+
+    for desk in sorted(set(old.per_desk) | set(new.per_desk)):
+        a, b = old.per_desk.get(desk), new.per_desk.get(desk)
+        if a is None or b is None:
+            continue
+        table.add_row(
+            desk,
+            str(b.n),
+            pair(a.accuracy, b.accuracy),
+            pair(a.routed_share, b.routed_share),
+            pair(a.routed_precision, b.routed_precision),
+            pair(a.triage_rate, b.triage_rate),
+        )
+    table.add_row(
+        "all",
+        str(new.n),
+        pair(old.desk_accuracy, new.desk_accuracy),
+        pair(old.routed_share, new.routed_share),
+        pair(old.routed_precision, new.routed_precision),
+        pair(old.triage_rate, new.triage_rate),
+        style="bold",
+    )
+    out.print(table)
+    if new.off_topic_to_triage is not None and old.off_topic_to_triage is not None:
+        out.print(
+            f"off-topic to triage: {old.off_topic_to_triage:.3f} → {new.off_topic_to_triage:.3f}"
+        )
+    out.print(f"rule: {comparison.rule}")
+    verdict = "promote" if comparison.promote else "keep the champion"
+    out.print(f"decision: {verdict} ({'; '.join(comparison.reasons)})")
 
 
 def _run_steps(title: str, work: Any, errors: tuple[type[Exception], ...]) -> Any:
@@ -273,50 +326,117 @@ def models_list() -> None:
     rows = ModelRegistry(settings).versions(settings.model_name)
     if not rows:
         raise fail(f"no versions of {settings.model_name}; run `inquiry-router train`", code=1)
-    table = Table("version", "champion")
-    # Names shown whole, if on several lines: a truncated run id or encoder is of no use.
-    table.add_column("kind", overflow="fold")
-    table.add_column("encoder", overflow="fold")
-    table.add_column("accuracy")
-    table.add_column("macro-F1")
-    table.add_column("run", overflow="fold")
+    table = Table("version", "alias", "kind", "accuracy", "desk accuracy")
+
+    def figure(value: float | None) -> str:
+        return f"{value:.4f}" if value is not None else "-"
+
     for row in rows:
         table.add_row(
             row["version"],
-            "@champion" if row["champion"] else "",
+            "@champion" if row["champion"] else ("@challenger" if row["challenger"] else ""),
             row["kind"] or "-",
-            row["encoder"] or "-",
-            f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-",
-            f"{row['macro_f1']:.4f}" if row["macro_f1"] is not None else "-",
-            row["run_id"] or "",
+            figure(row["accuracy"]),
+            figure(row["desk_accuracy"]),
         )
     out.print(table)
+    # The lineage of each version, whole (a truncated run id or source is of no use).
+    for row in rows:
+        tags = row["tags"]
+        line = f"v{row['version']}: trained on {row['sources'] or '-'} (seed {row['seed'] or '?'}"
+        line += f", {row['corrections']} corrections)" if row["corrections"] else ")"
+        if row["encoder"]:
+            line += f"; encoder {row['encoder']}"
+        if tags.get("promoted_by"):
+            line += (
+                f"; promoted {tags.get('promoted_at', '')[:10]} by {tags['promoted_by']}: "
+                f"{tags.get('promoted_why', '')}"
+            )
+        if tags.get("rolled_back_by"):
+            line += f"; rolled back by {tags['rolled_back_by']}: {tags.get('rolled_back_why', '')}"
+        out.print(line + f"; run {row['run_id']}", highlight=False)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @models_app.command("promote")
-def models_promote(version: Annotated[str, typer.Argument(help="version to serve")]) -> None:
-    """Make VERSION the @champion; running services switch to it."""
+def models_promote(
+    version: Annotated[str, typer.Argument(help="version to serve")],
+    reason: Annotated[str, typer.Option(help="why, recorded on the version")] = "by hand",
+) -> None:
+    """Make VERSION the @champion; running services switch to it. Who and why are recorded
+    as tags on the version."""
     from .registry import ModelRegistry, RegistryError
 
     settings = _settings()
     try:
-        ModelRegistry(settings).set_champion(settings.model_name, version)
+        ModelRegistry(settings).set_champion(
+            settings.model_name, version, by=_user(), reason=reason
+        )
     except RegistryError as error:
         raise fail(str(error)) from None
     out.print(f"{settings.model_name} @champion is now version {version}")
 
 
 @models_app.command("rollback")
-def models_rollback() -> None:
-    """Point @champion back at the previous champion."""
+def models_rollback(
+    reason: Annotated[str, typer.Option(help="why, recorded on the versions")] = "rollback",
+) -> None:
+    """Point @champion back at the previous champion (who and why are recorded)."""
     from .registry import ModelRegistry, RegistryError
 
     settings = _settings()
     try:
-        version = ModelRegistry(settings).rollback(settings.model_name)
+        version = ModelRegistry(settings).rollback(settings.model_name, by=_user(), reason=reason)
     except RegistryError as error:
         raise fail(str(error)) from None
     out.print(f"{settings.model_name} @champion is back at version {version}")
+
+
+@models_app.command("compare")
+def models_compare(
+    champion: Annotated[str | None, typer.Argument(help="default: @champion")] = None,
+    challenger: Annotated[str | None, typer.Argument(help="default: @challenger")] = None,
+) -> None:
+    """Two versions on the same held-out data, per desk, and what the promotion rule says;
+    logged to MLflow. Promotes nothing."""
+    from .lifecycle.promotion import PromotionError, compare
+
+    settings = _settings()
+    comparison = _run_steps(
+        "comparing",
+        lambda step: compare(settings, champion, challenger, step=step),
+        errors=(PromotionError,),
+    )
+    _print_comparison(comparison)
+
+
+@app.command()
+def retrain(
+    kind: Annotated[ModelKind, typer.Option(help="model kind")] = DEFAULT_KIND,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """For cron: train on INQUIRY_ROUTER_RETRAIN_SOURCES plus every correction, compare with
+    @champion on the same data, promote only when the rule says so. One line of summary; a
+    non-zero exit with the reason on failure."""
+    from .lifecycle.retrain import RetrainError
+    from .lifecycle.retrain import retrain as run_retrain
+
+    settings = _settings()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    summary = _run_steps(
+        "retraining",
+        lambda step: run_retrain(settings, kind=kind.value, seed=seed, step=step),
+        errors=(RetrainError,),
+    )
+    out.print(summary)
 
 
 # ---------------------------------------------------------------------------- keys and database
@@ -412,6 +532,108 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id `keys list` s
     except KeyProblem as error:
         raise fail(str(error)) from None
     out.print(f"revoked key {key.id} ({key.name}, {key.scope})")
+
+
+corrections_app = typer.Typer(
+    help="What desks corrected (reroutes, triage assignments): the next model's lesson.",
+    no_args_is_help=True,
+)
+app.add_typer(corrections_app, name="corrections")
+
+
+def _since(value: str | None) -> Any:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"--since {value!r} is not a date like 2026-12-01 or 2026-12-01T09:00") from None
+
+
+@corrections_app.command("list")
+def corrections_list(
+    since: Annotated[str | None, typer.Option(help="only from this date (UTC) on")] = None,
+    desk: Annotated[str | None, typer.Option(help="only those from or to this desk")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, oldest first")] = 1000,
+) -> None:
+    """Corrections, oldest first: when, from which desk to which, the model's intent and the
+    desk's, who."""
+    settings = _settings()
+    items = _store(settings).corrections(limit=limit, since=_since(since), desk=desk)
+    if not items:
+        raise fail("no corrections" + (" matching that" if since or desk else " yet"), code=1)
+    table = Table("id", "when", "from → to")
+    table.add_column("model said", no_wrap=True)
+    table.add_column("desk said", no_wrap=True)
+    table.add_column("by")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.created_at.strftime("%Y-%m-%d %H:%M"),
+            f"{item.from_desk} → {item.corrected_desk}",
+            f"{item.model_intent or '-'} {item.model_confidence or 0:.2f} v{item.model_version}",
+            (item.corrected_intent or "-") + (" (new)" if item.new_intent else ""),
+            item.by,
+        )
+    out.print(table)
+    console.print(f"{len(items)} corrections")
+
+
+@corrections_app.command("export")
+def corrections_export(
+    path: Annotated[Path, typer.Argument(help="a .csv or .jsonl file to write")],
+    since: Annotated[str | None, typer.Option(help="only from this date (UTC) on")] = None,
+    desk: Annotated[str | None, typer.Option(help="only those from or to this desk")] = None,
+) -> None:
+    """Write corrections as training rows: text, label, desk, model intent and version, who,
+    when (the same rows `train --data corrections` reads)."""
+    import pandas as pd
+
+    from .lifecycle.corrections import training_text
+
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        raise fail(f"{path}: write a .csv or .jsonl file")
+    settings = _settings()
+    items = _store(settings).corrections(limit=None, since=_since(since), desk=desk)
+    frame = pd.DataFrame(
+        [
+            {
+                "text": training_text(item),
+                "label": item.corrected_intent or "",
+                "desk": item.corrected_desk,
+                "model_intent": item.model_intent,
+                "model_desk": item.model_desk,
+                "model_version": item.model_version,
+                "by": item.by,
+                "created_at": item.created_at.isoformat(),
+                "kind": item.kind,
+                "new_intent": item.new_intent,
+            }
+            for item in items
+        ],
+        columns=[
+            "text",
+            "label",
+            "desk",
+            "model_intent",
+            "model_desk",
+            "model_version",
+            "by",
+            "created_at",
+            "kind",
+            "new_intent",
+        ],
+    )
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    except OSError as error:
+        raise fail(f"cannot write {path}: {error}") from None
+    out.print(f"wrote {len(frame)} corrections to {path}")
 
 
 @db_app.command("upgrade")

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         "chooses the threshold for it",
     )
     # Without it, 200 off-topic queries would outweigh a small data set's validation split.
+    promotion_tolerance: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=0.2,
+        description="how much lower a challenger's desk accuracy may be than the champion's "
+        "on the same data and still be promoted (when its routed share or accuracy improves)",
+    )
+    retrain_sources: str = Field(
+        default="banking77",
+        description="comma-separated training sources `retrain` uses, besides all corrections",
+    )
     background_out_of_scope: str = Field(
         default="clinc150",
         pattern="^(clinc150|none)$",

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .. import __version__
 from ..classifier import DEFAULT_KIND, MODEL_KINDS, TextClassifier
@@ -43,9 +42,11 @@ from ..domain import ENGLISH, UNDETERMINED, ModelRef, Reading
 from ..pipeline import assemble, build_detector
 from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
+from .corrections import SOURCE as CORRECTIONS
+from .corrections import load_corrections
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
-
-HOLDOUT_FRACTION = 0.2
+from .promotion import Comparison, PromotionError, promote_if_better
+from .sources import TrainingError, assemble_data
 
 
 @dataclass
@@ -98,10 +99,6 @@ def _out_of_scope(
     )
 
 
-class TrainingError(Exception):
-    """The request cannot be trained as given; the message says why."""
-
-
 @dataclass(frozen=True)
 class TrainingReport:
     registered: RegisteredVersion
@@ -115,6 +112,8 @@ class TrainingReport:
     use_source: str | None = None  # the Universal Sentence Encoder's, when the kind reads it
     foreign_text: str | None = None  # how foreign text (not in native_languages) is read, routed
     native_languages: tuple[str, ...] = (ENGLISH,)  # read as written, with every member
+    comparison: Comparison | None = None  # against the champion, when it became @challenger
+    corrections_used: int | None = None  # when corrections were a source
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
@@ -202,39 +201,23 @@ def _subsample(frame: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
     return shuffled.groupby("label", sort=False).head(per_class).reset_index(drop=True)
 
 
-def assemble_data(
-    sources: Sequence[LabeledData], seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Training and evaluation frames: official test splits where a source has one, a stratified
-    hold-out of its training data where it does not."""
-    train_parts, test_parts, described = [], [], []
-    for source in sources:
-        if source.test is not None:
-            train_parts.append(source.train)
-            test_parts.append(source.test)
-            described.append(f"{source.name}:official-test")
-            continue
-        counts = source.train["label"].value_counts()
-        too_few = sorted(counts[counts < 2].index.astype(str))
-        if too_few:
-            raise TrainingError(
-                f"{source.name}: every label needs at least 2 examples to hold one out for "
-                f"evaluation; too few for: {', '.join(too_few[:10])}"
-            )
-        train, test = train_test_split(
-            source.train,
-            test_size=HOLDOUT_FRACTION,
-            random_state=seed,
-            stratify=source.train["label"],
+def _corrections_source(settings: Settings, step: Callable[[str], None]) -> LabeledData:
+    """The corrections desks made, as a source; labels no desk handles stop the training."""
+    try:
+        desk_map = DeskMap.from_yaml(settings.desks_path)
+    except (DeskMapError, OSError) as error:
+        raise TrainingError(
+            f"corrections are routed by desks.yaml, which failed: {error}"
+        ) from None
+    data = load_corrections(settings.resolved_database_url, desk_map)
+    if data.unmapped:
+        labels = ", ".join(f"{label!r} ({n} corrections)" for label, n in data.unmapped.items())
+        raise TrainingError(
+            f"no desk in {settings.desks_path} handles {labels}: add each to the intents of the "
+            "desk that should receive it, then train again (a new label becomes a new intent)"
         )
-        train_parts.append(train)
-        test_parts.append(test)
-        described.append(f"{source.name}:holdout-{HOLDOUT_FRACTION}-seed-{seed}")
-    train_frame = pd.concat(train_parts, ignore_index=True)
-    test_frame = pd.concat(test_parts, ignore_index=True)
-    if train_frame["label"].nunique() < 2:
-        raise TrainingError("training data must contain at least two different labels")
-    return train_frame, test_frame, ",".join(described)
+    step(data.summary() if data.n else "no corrections yet")
+    return data.as_source()
 
 
 def train(
@@ -258,9 +241,20 @@ def train(
     step(f"loading {', '.join(sources)}")
     store = DatasetStore(settings, log=step)
     try:
-        loaded = [load_source(source, store) for source in sources]
+        loaded = [
+            _corrections_source(settings, step)
+            if source == CORRECTIONS
+            else load_source(source, store)
+            for source in sources
+        ]
     except DatasetError as error:
         raise TrainingError(str(error)) from error
+    corrections_used = next(
+        (int(s.lineage["corrections.used"]) for s in loaded if s.name == CORRECTIONS), None
+    )
+    loaded = [source for source in loaded if len(source.train)]
+    if not loaded:
+        raise TrainingError("nothing to train on: every source is empty")
     train_frame, test_frame, eval_description = assemble_data(loaded, seed)
     train_frame, out_of_scope_train = split_out_of_scope(train_frame)
     test_frame, out_of_scope_test = split_out_of_scope(test_frame)
@@ -396,7 +390,16 @@ def train(
             sample_texts=test_frame["text"].head(5).tolist(),
             promote=promote,
         )
+    comparison = None
+    if registered.is_challenger:
+        step("comparing the new version (@challenger) with @champion on the same data")
+        try:
+            comparison = promote_if_better(settings, step=step)
+        except PromotionError as error:
+            step(f"not compared ({error}); it stays @challenger")
     return TrainingReport(
+        comparison=comparison,
+        corrections_used=corrections_used,
         registered=registered,
         evaluation=evaluation,
         n_train=len(train_frame),

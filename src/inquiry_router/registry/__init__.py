@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,6 +29,7 @@ from ..config import Settings
 from ..domain import ModelRef
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 
 
@@ -85,6 +87,7 @@ class RegisteredVersion:
     run_id: str
     is_champion: bool
     metrics: dict[str, float]
+    is_challenger: bool = False
 
 
 def _pinned(*packages: str) -> list[str]:
@@ -129,8 +132,9 @@ class ModelRegistry:
     ) -> RegisteredVersion:
         """Log one training run and register its model as a new version of ``model_name``.
 
-        promote: "auto" makes it champion when there is none, or when it beats the champion's
-        macro-F1 on the same evaluation data; "always" and "never" do what they say.
+        promote: "auto" makes the first version champion and every later one @challenger (the
+        comparison on the same data decides: ``lifecycle.promotion``); "always" makes it
+        champion at once; "never" only registers it.
         """
         experiment_id = self.experiment_id()
         with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -168,17 +172,18 @@ class ModelRegistry:
             model_name, version, "eval_data", tags.get("eval_data", "unknown")
         )
         champion = self.champion(model_name)
-        should_promote = promote == "always" or (
-            promote == "auto" and (champion is None or self._beats(model_name, version, champion))
-        )
+        should_promote = promote == "always" or (promote == "auto" and champion is None)
         if should_promote:
-            self.set_champion(model_name, version)
+            self.set_champion(model_name, version, by="training", reason="first version")
+        elif promote == "auto":
+            self.client.set_registered_model_alias(model_name, CHALLENGER, version)
         return RegisteredVersion(
             name=model_name,
             version=version,
             run_id=run.info.run_id,
             is_champion=should_promote,
             metrics=dict(metrics),
+            is_challenger=promote == "auto" and not should_promote,
         )
 
     def log_evaluation(
@@ -199,12 +204,26 @@ class ModelRegistry:
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
         return str(run.info.run_id)
 
-    def _beats(self, name: str, version: str, champion: str) -> bool:
-        new, old = self.version_metrics(name, version), self.version_metrics(name, champion)
-        same_data = self.client.get_model_version(name, version).tags.get(
-            "eval_data"
-        ) == self.client.get_model_version(name, champion).tags.get("eval_data")
-        return same_data and new.get("macro_f1", 0.0) > old.get("macro_f1", 0.0)
+    def log_comparison(
+        self,
+        name: str,
+        champion: str,
+        challenger: str,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        per_desk: Mapping[str, Any],
+    ) -> str:
+        """A champion-challenger comparison, as a run of its own with the per-desk table."""
+        experiment_id = self.experiment_id()
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"compare v{champion} v{challenger}"
+        ) as run:
+            mlflow.set_tags(
+                {**tags, "model.name": name, "champion": champion, "challenger": challenger}
+            )
+            mlflow.log_metrics(dict(metrics))
+            mlflow.log_dict(dict(per_desk), "comparison/per_desk.json")
+        return str(run.info.run_id)
 
     # ------------------------------------------------------------------ versions and aliases
 
@@ -223,14 +242,41 @@ class ModelRegistry:
         run_id = self.client.get_model_version(name, version).run_id
         return dict(self.client.get_run(run_id).data.params) if run_id else {}
 
-    def set_champion(self, name: str, version: str) -> None:
+    def challenger(self, name: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(name, CHALLENGER).version)
+        except MlflowException:
+            return None
+
+    def run_params(self, name: str, version: str) -> dict[str, str]:
+        """The parameters of a version's training run (sources, seed, kind, ...)."""
+        run_id = self._require_version(name, version).run_id
+        return dict(self.client.get_run(run_id).data.params) if run_id else {}
+
+    def run_tags(self, name: str, version: str) -> dict[str, str]:
+        run_id = self._require_version(name, version).run_id
+        return dict(self.client.get_run(run_id).data.tags) if run_id else {}
+
+    def set_champion(self, name: str, version: str, by: str = "", reason: str = "") -> None:
+        """Make ``version`` the champion, noting on it who did it and why; the challenger
+        alias leaves it."""
         self._require_version(name, version)
         current = self.champion(name)
         if current is not None and current != version:
             self.client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, current)
         self.client.set_registered_model_alias(name, CHAMPION, version)
+        if self.challenger(name) == version:
+            self.client.delete_registered_model_alias(name, CHALLENGER)
+        if by or reason:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            for key, value in (
+                ("promoted_by", by),
+                ("promoted_why", reason),
+                ("promoted_at", stamp),
+            ):
+                self.client.set_model_version_tag(name, version, key, value[:500])
 
-    def rollback(self, name: str) -> str:
+    def rollback(self, name: str, by: str = "", reason: str = "") -> str:
         """Make the previous champion the champion again; returns its version."""
         try:
             model = self.client.get_registered_model(name)
@@ -239,11 +285,21 @@ class ModelRegistry:
         previous = str(model.tags.get(PREVIOUS_CHAMPION_TAG) or "")
         if not previous:
             raise RegistryError(f"{name} has no previous champion to roll back to")
-        self.set_champion(name, previous)
+        current = self.champion(name)
+        self.set_champion(name, previous, by=by, reason=reason or "rollback")
+        if current is not None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            for key, value in (
+                ("rolled_back_by", by),
+                ("rolled_back_why", reason),
+                ("rolled_back_at", stamp),
+            ):
+                self.client.set_model_version_tag(name, current, key, value[:500])
         return str(previous)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         champion = self.champion(name)
+        challenger = self.challenger(name)
         rows = []
         for version in self.client.search_model_versions(f"name = '{name}'"):
             data = self.client.get_run(version.run_id).data if version.run_id else None
@@ -254,6 +310,12 @@ class ModelRegistry:
                 {
                     "version": str(version.version),
                     "champion": str(version.version) == champion,
+                    "challenger": str(version.version) == challenger,
+                    "sources": params.get("sources"),
+                    "seed": params.get("seed"),
+                    "corrections": (dict(data.tags) if data else {}).get("corrections.used"),
+                    "desk_accuracy": metrics.get("desk_accuracy"),
+                    "tags": dict(version.tags),
                     "created": version.creation_timestamp,
                     "run_id": version.run_id,
                     "kind": kind,

@@ -739,16 +739,27 @@ class InquiryStore:
                 history.append(Event(event.at, event.kind, event.actor, event.desk, event.data))
             return history
 
-    def corrections(self, limit: int = 100, after: int = 0) -> list[Correction]:
-        """Corrections desks made, oldest first, ``limit`` after the one numbered ``after``."""
+    def corrections(
+        self,
+        limit: int | None = 100,
+        after: int = 0,
+        since: datetime | None = None,
+        desk: str | None = None,
+    ) -> list[Correction]:
+        """Corrections desks made, oldest first: ``limit`` (None: all) after the one numbered
+        ``after``; only those made at or after ``since``, or involving ``desk`` (from or to)."""
+        query = select(CorrectionRow).where(CorrectionRow.id > after)
+        if since is not None:
+            query = query.where(CorrectionRow.created_at >= since)
+        if desk is not None:
+            query = query.where(
+                or_(CorrectionRow.from_desk == desk, CorrectionRow.corrected_desk == desk)
+            )
+        query = query.order_by(CorrectionRow.id)
+        if limit is not None:
+            query = query.limit(limit)
         with self.session() as session:
-            rows = session.scalars(
-                select(CorrectionRow)
-                .where(CorrectionRow.id > after)
-                .order_by(CorrectionRow.id)
-                .limit(limit)
-            ).all()
-            return [Correction.of(row) for row in rows]
+            return [Correction.of(row) for row in session.scalars(query).all()]
 
 
 def _event(
