@@ -135,3 +135,73 @@ def test_corrections_retrain_a_challenger_that_must_prove_itself(tmp_path: Path)
     refused = run_cli(tmp_path, "retrain", "--kind", "tfidf", env=env, check=False)
     assert refused.exit_code == 2
     assert "'crypto' (1 corrections)" in refused.said and "desks.yaml" in refused.said
+
+
+@pytest.mark.slow
+def test_shadow_mode_scores_with_the_challenger_and_reports_who_was_right(
+    tmp_path: Path,
+) -> None:
+    from inquiry_router.lifecycle.training import train
+    from inquiry_router.registry import ModelRegistry
+    from inquiry_router.runtime import PipelineHolder
+    from inquiry_router.worker import Worker
+
+    from .conftest import settings_for
+
+    shutil.copytree(ROOT / "data", tmp_path / "data", dirs_exist_ok=True)
+    data = banking77_sample(tmp_path, per_class=8)
+    settings = settings_for(tmp_path, shadow=True, background_out_of_scope="none")
+    train(settings, [str(data)], kind="tfidf")
+    train(settings, [str(data)], kind="tfidf", seed=1, promote="never")
+    registry = ModelRegistry(settings)
+    registry.client.set_registered_model_alias("inquiry-router", "challenger", "2")
+
+    store = InquiryStore(settings.resolved_database_url)
+    from inquiry_router.store import NewInquiry
+
+    ids = [
+        store.add(NewInquiry(text))[0].id
+        for text in ("My card has not arrived yet", "I was charged twice for a coffee", "hi")
+    ]
+    holder = PipelineHolder(settings)
+    holder.load()
+    shadow = holder.shadow()
+    assert shadow is not None and shadow.classifier.ref.version == "2"
+    assert Worker(settings, store, holder).process_once() == 3
+    records = [store.get(inquiry_id) for inquiry_id in ids]
+    assert all(r.decision and r.decision["model_version"] == "1" for r in records)
+    # The challenger's decision is kept beside the champion's; the champion's routed it.
+    pairs = {p.inquiry_id: p for p in store.shadow_pairs()}
+    assert {p.shadow["model_version"] for p in pairs.values()} == {"2"}
+
+    first, second, _ = records
+    store.claim(str(first.desk), first.id, "Alice")
+    store.resolve(str(first.desk), first.id, "Alice", "sent a new one")  # right where it was
+    elsewhere = next(d for d in ("cards", "card-payments") if d != second.desk)
+    store.reroute(str(second.desk), second.id, Reroute(to_desk=elsewhere, by="Bo"))
+    store.close()
+
+    report = run_cli(tmp_path, "models", "shadow-report").said
+    assert "v1 → v2" in report and " 3 " in report
+    assert "2 (1)" in report  # two judged by the desks, one of them corrected
+
+
+def test_the_promotion_rule_needs_precision_no_loss_and_a_gain() -> None:
+    from inquiry_router.lifecycle.promotion import ModelFigures, decide
+
+    from .conftest import settings_for
+
+    settings = settings_for(Path("."), target_precision=0.97, promotion_tolerance=0.005)
+
+    def model(desk_accuracy: float, routed: float, precision: float) -> ModelFigures:
+        return ModelFigures("x", 100, 0.9, desk_accuracy, routed, precision, 1 - routed, None)
+
+    champion = model(0.970, 0.90, 0.99)
+    assert decide(settings, champion, model(0.975, 0.90, 0.99))[0]  # more accurate
+    assert decide(settings, champion, model(0.967, 0.93, 0.98))[0]  # more routed, small loss
+    imprecise, reasons = decide(settings, champion, model(0.98, 0.95, 0.96))
+    assert not imprecise and "0.9600 < 0.970" in reasons[0]
+    worse, reasons = decide(settings, champion, model(0.96, 0.95, 0.99))
+    assert not worse and "beyond the 0.005 tolerance" in reasons[1]
+    same, reasons = decide(settings, champion, model(0.970, 0.90, 0.99))
+    assert not same and "neither" in reasons[2]

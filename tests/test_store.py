@@ -220,7 +220,7 @@ def test_the_worker_renews_its_lease_while_the_model_is_slow(tmp_path: Path) -> 
     pipeline = SimpleNamespace(
         run=slow_run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
     )
-    holder = SimpleNamespace(current=lambda: pipeline)
+    holder = SimpleNamespace(current=lambda: pipeline, shadow=lambda: None)
     settings = Settings(home=tmp_path, worker_lease_s=1.0)
     assert Worker(settings, store, holder).process_once() == 1  # type: ignore[arg-type]
     assert stolen == []  # no other worker could take it meanwhile
@@ -247,7 +247,7 @@ def test_a_backlog_is_routed_in_large_batches_and_light_traffic_in_small_ones(
     pipeline = SimpleNamespace(
         run=run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
     )
-    holder = SimpleNamespace(current=lambda: pipeline)
+    holder = SimpleNamespace(current=lambda: pipeline, shadow=lambda: None)
     worker = Worker(Settings(home=tmp_path, worker_batch_size=32), store, holder)  # type: ignore[arg-type]
     while worker.process_once():
         pass

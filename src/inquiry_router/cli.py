@@ -418,6 +418,49 @@ def models_compare(
     _print_comparison(comparison)
 
 
+@models_app.command("shadow-report")
+def models_shadow_report(
+    since: Annotated[
+        str | None, typer.Option(help="only inquiries from this date (UTC) on")
+    ] = None,
+) -> None:
+    """How @challenger would have routed the traffic it scored in shadow mode
+    (INQUIRY_ROUTER_SHADOW=true), beside the @champion that routed it: agreement, and which was
+    right where the desks said (an inquiry resolved where it was routed, or corrected)."""
+    from .lifecycle.shadow import shadow_report
+
+    settings = _settings()
+    figures = shadow_report(settings.resolved_database_url, _since(since))
+    if not figures:
+        raise fail(
+            "no inquiries scored in shadow mode yet: set INQUIRY_ROUTER_SHADOW=true with a "
+            "@challenger registered",
+            code=1,
+        )
+    table = Table(
+        "champion → challenger",
+        "scored",
+        "same desk",
+        "same intent",
+        "judged (corrected)",
+        "right: champion",
+        "right: challenger",
+        "to triage: champion / challenger",
+    )
+    for f in figures:
+        table.add_row(
+            f"v{f.champion} → v{f.challenger}",
+            str(f.n),
+            f"{f.same_desk:.1%}",
+            f"{f.same_intent:.1%}",
+            f"{f.judged} ({f.corrected})",
+            f"{f.champion_right:.1%}",
+            f"{f.challenger_right:.1%}",
+            f"{f.champion_triage:.1%} / {f.challenger_triage:.1%}",
+        )
+    out.print(table)
+
+
 @app.command()
 def retrain(
     kind: Annotated[ModelKind, typer.Option(help="model kind")] = DEFAULT_KIND,
@@ -943,6 +986,47 @@ def bench_intake_command(
     table.add_row("requests/s", f"{result['requests_per_s']:,.0f}")
     table.add_row("latency", f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
     out.print(table)
+
+
+@bench_app.command("loop")
+def bench_loop_command(
+    left_out: Annotated[
+        str, typer.Option(help="the Banking77 intent the first model never sees")
+    ] = "cash_withdrawal_charge",
+    corrections: Annotated[int, typer.Option(min=1, help="how many the desks correct")] = 50,
+    kind: Annotated[ModelKind, typer.Option(help="model kind")] = ModelKind.ENSEMBLE,
+) -> None:
+    """The learning loop end to end in an empty home: train without one intent, serve, let the
+    desks correct inquiries through the API, retrain, and score both versions."""
+    from .lifecycle.loop_bench import bench_loop
+    from .lifecycle.retrain import RetrainError
+    from .lifecycle.service_bench import BenchError
+
+    settings = _settings()
+    result = _run_steps(
+        "learning loop",
+        lambda step: bench_loop(settings, left_out, corrections, kind.value, progress=step),
+        errors=(BenchError, RetrainError),
+    )
+    table = Table(
+        "figure",
+        "before (v1)",
+        "after (v2)",
+        title=f"{result.left_out} ({result.desk} desk) left out; {result.corrected} of "
+        f"{result.sent} inquiries corrected; {result.kind}",
+    )
+    for key, label in (
+        ("left_out_routed_right", f"{result.left_out}: test texts routed to {result.desk}"),
+        ("left_out_best_desk_right", f"{result.left_out}: best desk right"),
+        ("others_desk_accuracy", "other intents: desk accuracy"),
+        ("others_routed_share", "other intents: routed without a person"),
+    ):
+        table.add_row(label, f"{result.before[key]:.3f}", f"{result.after[key]:.3f}")
+    table.add_row(
+        "training / retraining time", f"{result.retrain_s[0]:.0f} s", f"{result.retrain_s[1]:.0f} s"
+    )
+    out.print(table)
+    out.print(result.summary)
 
 
 @bench_app.command("language")

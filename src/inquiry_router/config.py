@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description="how much lower a challenger's desk accuracy may be than the champion's "
         "on the same data and still be promoted (when its routed share or accuracy improves)",
     )
+    shadow: bool = Field(
+        default=False,
+        description="the worker also scores every inquiry with @challenger and stores its "
+        "decision beside the champion's, routing by the champion's only "
+        "(`models shadow-report`)",
+    )
     retrain_sources: str = Field(
         default="banking77",
         description="comma-separated training sources `retrain` uses, besides all corrections",

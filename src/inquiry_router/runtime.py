@@ -21,6 +21,7 @@ class PipelineHolder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pipeline: Pipeline | None = None
+        self._shadow: Pipeline | None = None  # @challenger's, when shadow mode is on
         self._error: str | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
@@ -61,6 +62,7 @@ class PipelineHolder:
             self._checked_at = time.monotonic()
         ref = pipeline.classifier.ref
         log.info("serving model %s version %s", ref.name, ref.version)
+        self._refresh_shadow()
         return pipeline
 
     def _preload_encoder(self) -> None:
@@ -81,11 +83,44 @@ class PipelineHolder:
         except Exception as error:  # the main load reports real problems
             log.debug("encoder preload skipped: %s", error)
 
+    def shadow(self) -> Pipeline | None:
+        """@challenger's pipeline in shadow mode (``INQUIRY_ROUTER_SHADOW``): it scores every
+        inquiry beside the champion and routes none."""
+        return self._shadow
+
+    def _refresh_shadow(self) -> None:
+        from .registry import ModelRegistry
+
+        if not self.settings.shadow:
+            return
+        try:
+            challenger = ModelRegistry(self.settings).challenger(self.settings.model_name)
+        except Exception as error:
+            log.warning("could not check the challenger model: %s", error)
+            return
+        current = self._shadow.classifier.ref.version if self._shadow else None
+        if challenger == current:
+            return
+        if challenger is None:
+            log.info("no @challenger any more: shadow scoring stops")
+            self._shadow = None
+            return
+        try:
+            self._shadow = build_pipeline(
+                self.settings, f"models:/{self.settings.model_name}/{challenger}"
+            )
+            log.info("shadow mode: scoring every inquiry with @challenger version %s", challenger)
+        except Exception as error:
+            log.error("shadow mode: version %s failed to load: %s", challenger, error)
+            self._shadow = None
+
     def refresh_if_due(self) -> bool:
-        """Reload when the champion alias has moved; returns whether it swapped."""
+        """Reload when the champion alias has moved (and, in shadow mode, the challenger);
+        returns whether the champion swapped."""
         if time.monotonic() - self._checked_at < self.settings.model_refresh_interval_s:
             return False
         self._checked_at = time.monotonic()
+        self._refresh_shadow()
         from .registry import ModelRegistry
 
         try:

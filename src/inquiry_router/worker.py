@@ -67,9 +67,22 @@ class Worker:
             except Exception:
                 log.exception("batch of %d failed; retrying one by one", len(claimed))
                 return self._process_individually(claimed, token)
+            shadows = self._shadow_decisions(inputs)
         return self.store.record_decisions(
-            token, [(c.id, d) for c, d in zip(claimed, decisions, strict=True)]
+            token, [(c.id, d) for c, d in zip(claimed, decisions, strict=True)], shadows
         )
+
+    def _shadow_decisions(self, inputs: list[InquiryText]) -> list[Decision] | None:
+        """@challenger's decisions for the same inquiries, in shadow mode; stored beside the
+        champion's, routing nothing. A failure here costs the shadow only."""
+        shadow = self.holder.shadow()
+        if shadow is None:
+            return None
+        try:
+            return shadow.run(inputs)
+        except Exception:
+            log.exception("shadow scoring of %d inquiries failed; routing goes on", len(inputs))
+            return None
 
     def _process_individually(self, claimed: list[ClaimedInquiry], token: str) -> int:
         """One bad inquiry must not hold back the rest of its batch (under the batch's lease,

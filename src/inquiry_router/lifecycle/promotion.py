@@ -101,10 +101,22 @@ def decide(settings: Settings, old: ModelFigures, new: ModelFigures) -> tuple[bo
         f"desk accuracy {new.desk_accuracy:.4f} vs {old.desk_accuracy:.4f} "
         f"({'within' if kept else 'beyond'} the {settings.promotion_tolerance:.3f} tolerance)"
     )
-    better = new.routed_share > old.routed_share or new.desk_accuracy > old.desk_accuracy
+    improved = [
+        what
+        for what, gained in (
+            ("routed share", new.routed_share > old.routed_share),
+            ("desk accuracy", new.desk_accuracy > old.desk_accuracy),
+        )
+        if gained
+    ]
+    better = bool(improved)
     reasons.append(
-        f"routed share {new.routed_share:.4f} vs {old.routed_share:.4f}: "
-        + ("an improvement" if better else "no improvement in coverage or desk accuracy")
+        f"routed share {new.routed_share:.4f} vs {old.routed_share:.4f}; "
+        + (
+            f"improves: {' and '.join(improved)}"
+            if better
+            else "neither it nor desk accuracy improves"
+        )
     )
     return precise and kept and better, reasons
 

@@ -59,12 +59,16 @@ def _command() -> str:
 
 @contextmanager
 def running_service(
-    settings: Settings, worker: bool = True, backlog: Sequence[str] = (), timeout_s: float = 600
+    settings: Settings,
+    worker: bool = True,
+    backlog: Sequence[str] = (),
+    timeout_s: float = 600,
+    database: str | None = None,
 ) -> Iterator[RunningService]:
-    """`inquiry-router serve` on a free port over a scratch SQLite database (with ``backlog``
-    already waiting in it), the configured registry and model; stopped on exit."""
+    """`inquiry-router serve` on a free port over a scratch SQLite database (or ``database``),
+    with ``backlog`` already waiting in it, the configured registry and model; stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="inquiry-router-bench-") as scratch:
-        database = f"sqlite:///{Path(scratch) / 'inquiries.db'}"
+        database = database or f"sqlite:///{Path(scratch) / 'inquiries.db'}"
         store = InquiryStore(database)
         store.add_many([NewInquiry(text) for text in backlog])
         _, token = store.keys.create("bench", admin=True)  # so the server makes none of its own

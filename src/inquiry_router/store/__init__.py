@@ -431,12 +431,20 @@ class InquiryStore:
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
 
-    def record_decisions(self, lease_token: str, decisions: Sequence[tuple[str, Decision]]) -> int:
-        """Put each inquiry into its desk's queue; returns how many this lease still held."""
+    def record_decisions(
+        self,
+        lease_token: str,
+        decisions: Sequence[tuple[str, Decision]],
+        shadows: Sequence[Decision] | None = None,
+    ) -> int:
+        """Put each inquiry into its desk's queue; returns how many this lease still held.
+        ``shadows``: the challenger's decisions for the same inquiries (shadow mode), kept
+        beside the champion's."""
         now = utcnow()
         stored = 0
         with self.session() as session:
-            for inquiry_id, decision in decisions:
+            for number, (inquiry_id, decision) in enumerate(decisions):
+                shadow = shadows[number].to_dict() if shadows is not None else None
                 result = session.execute(
                     update(InquiryRow)
                     .where(
@@ -448,6 +456,7 @@ class InquiryStore:
                         status=Status.ROUTED.value,
                         desk=decision.desk,
                         decision=decision.to_dict(),
+                        shadow_decision=shadow,
                         routed_at=now,
                         lease_token=None,
                         lease_expires_at=None,
@@ -739,6 +748,34 @@ class InquiryStore:
                 history.append(Event(event.at, event.kind, event.actor, event.desk, event.data))
             return history
 
+    def shadow_pairs(self, since: datetime | None = None) -> list[ShadowPair]:
+        """Every inquiry scored in shadow mode, with its latest correction's desk."""
+        with self.session() as session:
+            query = select(InquiryRow).where(InquiryRow.shadow_decision.is_not(None))
+            if since is not None:
+                query = query.where(InquiryRow.created_at >= since)
+            rows = session.scalars(query.order_by(InquiryRow.created_at)).all()
+            corrected: dict[str, str] = {}
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), 500):
+                for inquiry_id, desk in session.execute(
+                    select(CorrectionRow.inquiry_id, CorrectionRow.corrected_desk)
+                    .where(CorrectionRow.inquiry_id.in_(ids[start : start + 500]))
+                    .order_by(CorrectionRow.id)
+                ):
+                    corrected[str(inquiry_id)] = str(desk)
+            return [
+                ShadowPair(
+                    row.id,
+                    row.status,
+                    row.desk,
+                    row.decision or {},
+                    row.shadow_decision or {},
+                    corrected.get(row.id),
+                )
+                for row in rows
+            ]
+
     def corrections(
         self,
         limit: int | None = 100,
@@ -760,6 +797,18 @@ class InquiryStore:
             query = query.limit(limit)
         with self.session() as session:
             return [Correction.of(row) for row in session.scalars(query).all()]
+
+
+@dataclass(frozen=True)
+class ShadowPair:
+    """An inquiry both models scored (shadow mode), and what the desks made of it."""
+
+    inquiry_id: str
+    status: str
+    desk: str | None  # where it is now
+    decision: dict[str, Any]  # the champion's, which routed it
+    shadow: dict[str, Any]  # the challenger's
+    corrected_desk: str | None  # the latest correction's desk, when a desk corrected it
 
 
 def _event(

@@ -43,6 +43,8 @@ class InquiryRow(Base):
 
     desk: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Shadow mode: what @challenger decided for the same inquiry (it routed nothing).
+    shadow_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     claimed_by: Mapped[str | None] = mapped_column(String(255))
