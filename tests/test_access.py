@@ -61,6 +61,14 @@ EXPECTED: dict[Access, dict[str, str | int]] = {
         "revoked": 401,
     },
     Access.PAGE: {**dict.fromkeys(ROLES, OK), "none": SIGN_IN, "revoked": SIGN_IN},
+    Access.PAGE_ADMIN: {
+        "none": SIGN_IN,
+        "cards": 403,
+        "payments": 403,
+        "triage": 403,
+        "admin": OK,
+        "revoked": SIGN_IN,
+    },
     Access.PAGE_DESK: {
         "none": SIGN_IN,
         "cards": OK,
@@ -93,6 +101,10 @@ MEANT: dict[str, Access] = {
     "page_queue": Access.PAGE_DESK,
     "page_inquiry": Access.PAGE_DESK,
     "page_action": Access.PAGE_DESK,
+    "page_lead": Access.PAGE_ADMIN,
+    "page_lead_promote": Access.PAGE_ADMIN,
+    "page_lead_rollback": Access.PAGE_ADMIN,
+    "page_lead_compare": Access.PAGE_ADMIN,
 }
 
 
@@ -183,7 +195,7 @@ def test_every_route_answers_each_caller_as_its_rule_says(
             rule = MEANT[route.name]
             for role in ROLES:
                 browser = browsers[role]
-                is_page = rule in (Access.PAGE, Access.PAGE_DESK, Access.SIGN_IN)
+                is_page = rule in (Access.PAGE, Access.PAGE_DESK, Access.PAGE_ADMIN, Access.SIGN_IN)
                 kwargs: dict[str, Any] = {"headers": headers[role]}
                 if method == "POST" and is_page:
                     csrf = _page_csrf(browser)

@@ -21,7 +21,7 @@ from ..store import Conflict, InquiryStore, NotFound
 from ..store.intake import IntakeWriter
 from ..store.keys import bootstrap_admin
 from ..worker import Worker
-from . import pages
+from . import lead, pages
 from .auth import RateLimiter, SignInRequired, authorize, document, session_secret
 from .headers import SecurityHeaders
 from .routes import desks, health, inquiries
@@ -134,6 +134,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
     app.include_router(inquiries.router)
     app.include_router(desks.router)
     app.include_router(pages.router)
+    app.include_router(lead.router)
     app.mount("/static", StaticFiles(packages=[("inquiry_router.api", "static")]), name="static")
     document(app)
     return app

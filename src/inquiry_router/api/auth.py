@@ -41,6 +41,7 @@ class Access(StrEnum):
     ADMIN = "admin"
     PAGE = "page"  # the desk page, signed in; POSTs carry the CSRF token
     PAGE_DESK = "page-desk"  # the desk page for {desk}, signed in with its key or admin
+    PAGE_ADMIN = "page-admin"  # the lead's page: signed in with an admin key
     SIGN_IN = "sign-in"  # the sign-in form: open, with the CSRF token on POST
 
 
@@ -64,9 +65,13 @@ POLICY: dict[str, Access] = {
     "page_queue": Access.PAGE_DESK,
     "page_inquiry": Access.PAGE_DESK,
     "page_action": Access.PAGE_DESK,
+    "page_lead": Access.PAGE_ADMIN,
+    "page_lead_promote": Access.PAGE_ADMIN,
+    "page_lead_rollback": Access.PAGE_ADMIN,
+    "page_lead_compare": Access.PAGE_ADMIN,
 }
 
-PAGES = (Access.PAGE, Access.PAGE_DESK, Access.SIGN_IN)
+PAGES = (Access.PAGE, Access.PAGE_DESK, Access.PAGE_ADMIN, Access.SIGN_IN)
 SESSION_KEY = "key_id"
 CSRF_FIELD = "csrf_token"
 
@@ -203,6 +208,8 @@ async def authorize(
             request.state.key = key
             if rule is Access.PAGE_DESK:
                 _may_act_for(key, request.path_params.get("desk", ""))
+            if rule is Access.PAGE_ADMIN and not key.is_admin:
+                raise HTTPException(403, "the lead's page needs an admin key")
         await _check_csrf(request)
         return
 

@@ -39,12 +39,11 @@ def _desk_map(request: Request) -> DeskMap:
     return desk_map
 
 
-def _render(
-    request: Request, template: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     key: ApiKey | None = request.state.key
     desk_map = _desk_map(request)
     desks = desk_map.names if key is not None and key.is_admin else ([key.desk] if key else [])
+    context.setdefault("desk", None)
     return templates.TemplateResponse(
         request,
         template,
@@ -72,7 +71,7 @@ async def page_home(request: Request) -> Response:
         key = await run_in_threadpool(_store(request).keys.active, str(key_id))
         if key is not None:
             return RedirectResponse(_home_of(key, _desk_map(request)), status_code=303)
-    return _render(request, "sign_in.html")
+    return render(request, "sign_in.html")
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
@@ -81,7 +80,7 @@ async def page_sign_in(request: Request) -> Response:
     token = form.get("key", "").strip()
     key = await run_in_threadpool(_store(request).keys.authenticate, token) if token else None
     if key is None:
-        return _render(
+        return render(
             request,
             "sign_in.html",
             status_code=401,
@@ -142,7 +141,7 @@ def page_queue(
     next_url = None
     if page.next_cursor:
         next_url = str(request.url.include_query_params(cursor=page.next_cursor))
-    return _render(
+    return render(
         request,
         "queue.html",
         status_code=400 if problems else 200,
@@ -179,7 +178,7 @@ def _inquiry_page(
         )
     targets = [name for name in desk_map.names if name != desk]
     intents = {name: list(desk_map.desks[name].intents) for name in targets}
-    return _render(
+    return render(
         request,
         "inquiry.html",
         status_code=status_code,
@@ -200,7 +199,7 @@ def page_inquiry(request: Request, desk: str, inquiry_id: str) -> Response:
     try:
         return _inquiry_page(request, desk, inquiry_id)
     except NotFound as error:
-        return _render(request, "missing.html", status_code=404, desk=desk, error=str(error))
+        return render(request, "missing.html", status_code=404, desk=desk, error=str(error))
 
 
 @router.post("/desks/{desk}/inquiries/{inquiry_id}/{action}", response_class=HTMLResponse)
@@ -253,6 +252,6 @@ def page_action(request: Request, desk: str, inquiry_id: str, action: str) -> Re
         )
         return _inquiry_page(request, desk, inquiry_id, problems, 400)
     except NotFound as error:
-        return _render(request, "missing.html", status_code=404, desk=desk, error=str(error))
+        return render(request, "missing.html", status_code=404, desk=desk, error=str(error))
     request.session["flash"] = message
     return RedirectResponse(f"/desks/{desk}/inquiries/{inquiry_id}", status_code=303)

@@ -748,6 +748,39 @@ class InquiryStore:
                 history.append(Event(event.at, event.kind, event.actor, event.desk, event.data))
             return history
 
+    def weekly(self, since: datetime) -> list[Week]:
+        """Week by week since ``since`` (weeks start on Monday, UTC): inquiries routed, how
+        many the model routed itself, how many went to triage, and how many of those it
+        routed itself a desk later corrected (the routed error rate, measured)."""
+        with self.session() as session:
+            routed = session.execute(
+                select(
+                    InquiryRow.id,
+                    InquiryRow.routed_at,
+                    InquiryRow.decision["auto_routed"].as_boolean(),
+                ).where(InquiryRow.routed_at >= since)
+            ).all()
+            corrected = {
+                str(inquiry_id)
+                for (inquiry_id,) in session.execute(
+                    select(CorrectionRow.inquiry_id).where(CorrectionRow.created_at >= since)
+                )
+            }
+        weeks: dict[datetime, list[int]] = {}
+        for inquiry_id, routed_at, auto in routed:
+            start = (routed_at - timedelta(days=routed_at.weekday())).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            counts = weeks.setdefault(start, [0, 0, 0])
+            counts[0] += 1
+            if auto:
+                counts[1] += 1
+                counts[2] += inquiry_id in corrected
+        return [
+            Week(start, total, auto, total - auto, wrong)
+            for start, (total, auto, wrong) in sorted(weeks.items())
+        ]
+
     def shadow_pairs(self, since: datetime | None = None) -> list[ShadowPair]:
         """Every inquiry scored in shadow mode, with its latest correction's desk."""
         with self.session() as session:
@@ -797,6 +830,23 @@ class InquiryStore:
             query = query.limit(limit)
         with self.session() as session:
             return [Correction.of(row) for row in session.scalars(query).all()]
+
+
+@dataclass(frozen=True)
+class Week:
+    start: datetime  # Monday, 00:00 UTC
+    routed: int
+    auto_routed: int
+    to_triage: int
+    auto_routed_corrected: int  # routed by the model, then corrected by a desk
+
+    @property
+    def triage_rate(self) -> float:
+        return self.to_triage / self.routed if self.routed else 0.0
+
+    @property
+    def routed_error_rate(self) -> float:
+        return self.auto_routed_corrected / self.auto_routed if self.auto_routed else 0.0
 
 
 @dataclass(frozen=True)
