@@ -48,7 +48,7 @@ DEFAULT_DATA = "banking77"
 
 
 class Promote(StrEnum):
-    AUTO = "auto"  # champion if there is none, or if better on the same data
+    AUTO = "auto"  # champion if there is none; else challenger, promoted on evidence
     ALWAYS = "always"
     NEVER = "never"
 
@@ -167,7 +167,10 @@ def train(
     ] = None,
     promote: Annotated[
         Promote,
-        typer.Option(help="auto: champion if there is none, or if better on the same data"),
+        typer.Option(
+            help="auto: champion if there is none, else @challenger, promoted when it beats "
+            "the champion on the same data (the rule in docs/model.md)"
+        ),
     ] = Promote.AUTO,
 ) -> None:
     """Train a model, log the run to MLflow and register it as a new version."""
