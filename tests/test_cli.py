@@ -51,7 +51,7 @@ def test_train_registers_a_version_and_the_first_becomes_champion(tmp_path: Path
 @pytest.mark.slow
 def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     rows = ["text,label"]
-    for i in range(12):
+    for i in range(10):
         rows.append(f"where is my parcel number {i},shipping")
         rows.append(f"I want my money back for order {i},refund")
         rows.append(f"what is the capital of country {i},oos")
@@ -61,6 +61,9 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     assert "shop version 1" in result.stdout
     assert "out-of-scope sent to triage" in result.stdout  # `oos` rows are not a class
     assert "holdout" not in result.stdout  # the table shows figures, not internals
+    # 10 examples a label, a fifth held out: too few to trust, and it says which.
+    assert "2 labels have fewer than 10 training examples" in result.said
+    assert "refund (8)" in result.said and "shipping (8)" in result.said
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from ..store import InquiryStore
 from ..store.intake import IntakeWriter
 
 
-def _store(request: Request) -> InquiryStore:
+def store_of(request: Request) -> InquiryStore:
     store: InquiryStore = request.app.state.store
     return store
 
@@ -29,7 +29,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _desk_map(request: Request) -> DeskMap:
+def desk_map_of(request: Request) -> DeskMap:
     desk_map: DeskMap = request.app.state.desk_map
     return desk_map
 
@@ -50,9 +50,9 @@ def _pipeline(request: Request) -> Pipeline:
     return holder.current()
 
 
-StoreDep = Annotated[InquiryStore, Depends(_store)]
+StoreDep = Annotated[InquiryStore, Depends(store_of)]
 IntakeDep = Annotated[IntakeWriter, Depends(_intake)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-DeskMapDep = Annotated[DeskMap, Depends(_desk_map)]
+DeskMapDep = Annotated[DeskMap, Depends(desk_map_of)]
 HolderDep = Annotated[PipelineHolder, Depends(_holder)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]

@@ -15,10 +15,11 @@ from pydantic import ValidationError
 
 from ..domain import Status
 from ..routing import DeskMap
-from ..store import Conflict, InquiryRecord, InquiryStore, NotFound
+from ..store import Conflict, InquiryRecord, NotFound
 from ..store.keys import ApiKey
 from .auth import CSRF_FIELD, SESSION_KEY, csrf_token, current_key
 from .body import read_form
+from .deps import desk_map_of, store_of
 from .routes.desks import checked_reroute
 from .schemas import INTENT_PATTERN, RerouteRequest
 
@@ -29,19 +30,9 @@ PAGE_SIZE = 25
 ACTIONS = ("claim", "release", "resolve", "reroute")
 
 
-def _store(request: Request) -> InquiryStore:
-    store: InquiryStore = request.app.state.store
-    return store
-
-
-def _desk_map(request: Request) -> DeskMap:
-    desk_map: DeskMap = request.app.state.desk_map
-    return desk_map
-
-
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     key: ApiKey | None = request.state.key
-    desk_map = _desk_map(request)
+    desk_map = desk_map_of(request)
     desks = desk_map.names if key is not None and key.is_admin else ([key.desk] if key else [])
     context.setdefault("desk", None)
     return templates.TemplateResponse(
@@ -68,9 +59,9 @@ def _home_of(key: ApiKey, desk_map: DeskMap) -> str:
 async def page_home(request: Request) -> Response:
     key_id = request.session.get(SESSION_KEY)
     if key_id:
-        key = await run_in_threadpool(_store(request).keys.active, str(key_id))
+        key = await run_in_threadpool(store_of(request).keys.active, str(key_id))
         if key is not None:
-            return RedirectResponse(_home_of(key, _desk_map(request)), status_code=303)
+            return RedirectResponse(_home_of(key, desk_map_of(request)), status_code=303)
     return render(request, "sign_in.html")
 
 
@@ -78,7 +69,7 @@ async def page_home(request: Request) -> Response:
 async def page_sign_in(request: Request) -> Response:
     form = await read_form(request)
     token = form.get("key", "").strip()
-    key = await run_in_threadpool(_store(request).keys.authenticate, token) if token else None
+    key = await run_in_threadpool(store_of(request).keys.authenticate, token) if token else None
     if key is None:
         return render(
             request,
@@ -89,7 +80,7 @@ async def page_sign_in(request: Request) -> Response:
     request.session.clear()  # a new session: no fixation, a new CSRF token
     request.session[SESSION_KEY] = key.id
     request.state.key = key
-    return RedirectResponse(_home_of(key, _desk_map(request)), status_code=303)
+    return RedirectResponse(_home_of(key, desk_map_of(request)), status_code=303)
 
 
 @router.post("/sign-out")
@@ -100,7 +91,7 @@ async def page_sign_out(request: Request) -> Response:
 
 
 def _known_desk(request: Request, desk: str) -> None:
-    if desk not in _desk_map(request).desks:
+    if desk not in desk_map_of(request).desks:
         raise HTTPException(404, f"no desk {desk[:64]!r}")
 
 
@@ -115,7 +106,7 @@ def page_queue(
 ) -> Response:
     """A desk's queue: counts per status, oldest first, paged, filtered."""
     _known_desk(request, desk)
-    store = _store(request)
+    store = store_of(request)
     problems = []
     if status not in {s.value for s in QUEUE_STATUSES}:
         problems.append(f"status must be one of {', '.join(s.value for s in QUEUE_STATUSES)}")
@@ -146,7 +137,7 @@ def page_queue(
         "queue.html",
         status_code=400 if problems else 200,
         desk=desk,
-        desk_info=_desk_map(request).desks[desk],
+        desk_info=desk_map_of(request).desks[desk],
         counts={s.value: counts.get(s.value, 0) for s in QUEUE_STATUSES},
         page=page,
         items=[_view(item) for item in page.items],
@@ -154,7 +145,7 @@ def page_queue(
         next_url=next_url,
         first_page=not cursor,
         problems=problems,
-        suggestions=desk == _desk_map(request).triage_desk,
+        suggestions=desk == desk_map_of(request).triage_desk,
         refresh_s=request.app.state.settings.page_refresh_s,
     )
 
@@ -168,9 +159,9 @@ def _view(record: InquiryRecord) -> dict[str, Any]:
 def _inquiry_page(
     request: Request, desk: str, inquiry_id: str, error: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    store = _store(request)
+    store = store_of(request)
     record = store.get(inquiry_id)
-    desk_map = _desk_map(request)
+    desk_map = desk_map_of(request)
     if record.desk != desk:
         raise NotFound(
             f"inquiry {record.id} is not in desk {desk!r}"
@@ -211,7 +202,7 @@ def page_action(request: Request, desk: str, inquiry_id: str, action: str) -> Re
         raise HTTPException(404, f"no action {action[:32]!r} (actions: {', '.join(ACTIONS)})")
     form: dict[str, str] = request.state.form_fields
     key = current_key(request)
-    store = _store(request)
+    store = store_of(request)
     try:
         if action == "claim":
             store.claim(desk, inquiry_id, key.name)
@@ -233,7 +224,7 @@ def page_action(request: Request, desk: str, inquiry_id: str, action: str) -> Re
                     "note": form.get("note", "").strip() or None,
                 }
             )
-            change = checked_reroute(desk, body, _desk_map(request), key.name, key.is_admin)
+            change = checked_reroute(desk, body, desk_map_of(request), key.name, key.is_admin)
             store.reroute(desk, inquiry_id, change)
             request.session["flash"] = f"Sent to {change.to_desk}" + (
                 f" as {change.intent} (new label)"

@@ -201,6 +201,16 @@ def _subsample(frame: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
     return shuffled.groupby("label", sort=False).head(per_class).reset_index(drop=True)
 
 
+FEW_EXAMPLES = 10  # below this, a label's examples are too few to learn it reliably
+
+
+def _scarce_labels(frame: pd.DataFrame) -> list[tuple[str, int]]:
+    """The labels with fewer than FEW_EXAMPLES training examples, fewest first."""
+    counts = frame["label"].value_counts()
+    scarce = counts[counts < FEW_EXAMPLES].sort_values()
+    return [(str(label), int(n)) for label, n in scarce.items()]
+
+
 def _corrections_source(settings: Settings, step: Callable[[str], None]) -> LabeledData:
     """The corrections desks made, as a source; labels no desk handles stop the training."""
     try:
@@ -261,6 +271,15 @@ def train(
     if limit_per_class:
         train_frame = _subsample(train_frame, limit_per_class, seed)
         eval_description += f",train-limit-{limit_per_class}"
+    scarce = _scarce_labels(train_frame)
+    if scarce:
+        shown = ", ".join(f"{label} ({n})" for label, n in scarce[:15])
+        more = f" and {len(scarce) - 15} more" if len(scarce) > 15 else ""
+        step(
+            f"warning: {len(scarce)} labels have fewer than {FEW_EXAMPLES} training examples and "
+            f"may not be learned reliably: {shown}{more}. Add examples, or let the desks' "
+            "corrections add them (`train --data corrections`)"
+        )
     out_of_scope = _out_of_scope(settings, store, out_of_scope_train, out_of_scope_test, step)
     out_of_scope_train, out_of_scope_test = out_of_scope.tuning, out_of_scope.test
 
@@ -335,6 +354,7 @@ def train(
         "n_train": len(train_frame),
         "n_eval": len(test_frame),
         "n_classes": int(train_frame["label"].nunique()),
+        "labels_with_few_examples": ",".join(label for label, _ in scarce)[:500] or "none",
         "training_languages": languages,
         "native_languages": ",".join(native_languages),
         **({"encoder": encoder} if needs_e5(kind) else {}),

@@ -268,13 +268,7 @@ class ModelRegistry:
         if self.challenger(name) == version:
             self.client.delete_registered_model_alias(name, CHALLENGER)
         if by or reason:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            for key, value in (
-                ("promoted_by", by),
-                ("promoted_why", reason),
-                ("promoted_at", stamp),
-            ):
-                self.client.set_model_version_tag(name, version, key, value[:500])
+            self._stamp(name, version, "promoted", by, reason)
 
     def rollback(self, name: str, by: str = "", reason: str = "") -> str:
         """Make the previous champion the champion again; returns its version."""
@@ -288,14 +282,14 @@ class ModelRegistry:
         current = self.champion(name)
         self.set_champion(name, previous, by=by, reason=reason or "rollback")
         if current is not None:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            for key, value in (
-                ("rolled_back_by", by),
-                ("rolled_back_why", reason),
-                ("rolled_back_at", stamp),
-            ):
-                self.client.set_model_version_tag(name, current, key, value[:500])
+            self._stamp(name, current, "rolled_back", by, reason)
         return str(previous)
+
+    def _stamp(self, name: str, version: str, what: str, by: str, reason: str) -> None:
+        """Who did ``what`` (promoted, rolled_back) to a version, why and when, as its tags."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for key, value in ((f"{what}_by", by), (f"{what}_why", reason), (f"{what}_at", stamp)):
+            self.client.set_model_version_tag(name, version, key, value[:500])
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         champion = self.champion(name)
