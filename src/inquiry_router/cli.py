@@ -634,20 +634,26 @@ def corrections_export(
     desk: Annotated[str | None, typer.Option(help="only those from or to this desk")] = None,
 ) -> None:
     """Write corrections as training rows: text, label, desk, model intent and version, who,
-    when (the same rows `train --data corrections` reads)."""
+    when. The label is the intent the desk gave (or its desk's only one); empty for a
+    correction that named only a desk with several intents, which training leaves out."""
     import pandas as pd
 
-    from .lifecycle.corrections import training_text
+    from .lifecycle.corrections import label_of, training_text
+    from .routing import DeskMap, DeskMapError
 
     if path.suffix.lower() not in (".csv", ".jsonl"):
         raise fail(f"{path}: write a .csv or .jsonl file")
     settings = _settings()
+    try:
+        desk_map: DeskMap | None = DeskMap.from_yaml(settings.desks_path)
+    except (DeskMapError, OSError):
+        desk_map = None
     items = _store(settings).corrections(limit=None, since=_since(since), desk=desk)
     frame = pd.DataFrame(
         [
             {
                 "text": training_text(item),
-                "label": item.corrected_intent or "",
+                "label": label_of(item, desk_map) or "",
                 "desk": item.corrected_desk,
                 "model_intent": item.model_intent,
                 "model_desk": item.model_desk,

@@ -85,21 +85,22 @@ class CorrectionData:
         )
 
 
+def label_of(correction: Correction, desk_map: DeskMap | None) -> str | None:
+    """The intent a correction teaches: the desk's, or its desk's only intent; else None."""
+    if correction.corrected_intent is not None:
+        return correction.corrected_intent
+    desk = desk_map.desks.get(correction.corrected_desk) if desk_map is not None else None
+    return desk.intents[0] if desk is not None and len(desk.intents) == 1 else None
+
+
 def from_corrections(corrections: Sequence[Correction], desk_map: DeskMap) -> CorrectionData:
     rows = []
     without_intent = 0
     for correction in corrections:
-        label = correction.corrected_intent
+        label = label_of(correction, desk_map)
         if label is None:
-            intents = (
-                desk_map.desks[correction.corrected_desk].intents
-                if (correction.corrected_desk in desk_map.desks)
-                else ()
-            )
-            if len(intents) != 1:
-                without_intent += 1
-                continue
-            label = intents[0]
+            without_intent += 1
+            continue
         rows.append(
             {
                 "id": correction.id,
