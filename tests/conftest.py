@@ -360,6 +360,14 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        try:
+            self._wait_healthy(timeout)
+        except AssertionError:
+            self.stop()  # not left running behind a failed test
+            raise
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -10,6 +11,16 @@ from .config import Settings
 from .pipeline import Pipeline, build_pipeline, warm_up
 
 log = logging.getLogger(__name__)
+
+
+def _freeze_long_lived() -> None:
+    """Keep the garbage collector off what lives as long as the process: the libraries and the
+    model are millions of objects, and a full collection walking them stalled every request
+    for hundreds of milliseconds (intake p99 390 ms; 40 ms frozen). After a model swap, the
+    old model is collected first, then the new one frozen."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class PipelineHolder:
@@ -63,6 +74,7 @@ class PipelineHolder:
         ref = pipeline.classifier.ref
         log.info("serving model %s version %s", ref.name, ref.version)
         self._refresh_shadow()
+        _freeze_long_lived()
         return pipeline
 
     def _preload_encoder(self) -> None:

@@ -112,9 +112,12 @@ def _wait_healthy(
         if process.poll() is not None:
             raise BenchError(f"the server exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            health = httpx.get(f"{url}/health", timeout=2)
+            if health.status_code == 200:
                 return
-        except httpx.HTTPError:
+            if health.json().get("status") == "error":  # the model failed to load: say why now
+                raise BenchError(f"the server cannot serve: {health.json().get('error')}")
+        except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.1)
     raise BenchError(f"the server was not ready within {timeout_s:.0f} s")
