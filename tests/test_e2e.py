@@ -27,7 +27,7 @@ from .test_hostile import _routed_inquiry, check_hostile_requests
 from .test_hostile import _stored as _stored_by
 
 POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-REQUESTS = 1_300  # valid and invalid, spread over every operation
+REQUESTS = 1_150  # valid and invalid, spread over every operation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
