@@ -134,6 +134,7 @@ def test_an_agent_claims_reroutes_and_another_desk_resolves(
     # Another desk's page is not Alice's to open.
     refused = alice.goto(server.url + "/desks/card-payments")
     assert refused is not None and refused.status == 403
+    assert "cannot act for desk 'card-payments'" in alice.get_by_role("alert").inner_text()
 
     bob = _sign_in(browser, server, tokens["payments"])
     assert bob.url.endswith("/desks/card-payments")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -22,7 +22,14 @@ from ..store.intake import IntakeWriter
 from ..store.keys import bootstrap_admin
 from ..worker import Worker
 from . import lead, pages
-from .auth import RateLimiter, SignInRequired, authorize, document, session_secret
+from .auth import (
+    PageRefused,
+    RateLimiter,
+    SignInRequired,
+    authorize,
+    document,
+    session_secret,
+)
 from .headers import SecurityHeaders
 from .routes import desks, health, inquiries
 
@@ -129,6 +136,12 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
     @app.exception_handler(SignInRequired)
     async def sign_in(_request: Request, _error: SignInRequired) -> RedirectResponse:
         return RedirectResponse("/", status_code=303)
+
+    @app.exception_handler(PageRefused)
+    async def page_refused(request: Request, error: PageRefused) -> Response:
+        return pages.render(
+            request, "refused.html", status_code=error.status_code, error=error.detail
+        )
 
     app.include_router(health.router)
     app.include_router(inquiries.router)

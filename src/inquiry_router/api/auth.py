@@ -80,6 +80,15 @@ class SignInRequired(Exception):
     """A page asked for without a valid session: the app sends the browser to sign in."""
 
 
+class PageRefused(Exception):
+    """A page the signed-in key may not open: the app answers with a page saying why."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
 class RateLimiter:
     """Per client address, with the `limits` library; ``rule`` like "120/minute;2000/hour"."""
 
@@ -201,16 +210,19 @@ async def authorize(
         limiter.check("intake", request.client.host if request.client else "unknown")
         return
     if rule in PAGES:
-        if rule is not Access.SIGN_IN:
-            key = await _session_key(request)
-            if key is None:
-                raise SignInRequired()
-            request.state.key = key
-            if rule is Access.PAGE_DESK:
-                _may_act_for(key, request.path_params.get("desk", ""))
-            if rule is Access.PAGE_ADMIN and not key.is_admin:
-                raise HTTPException(403, "the lead's page needs an admin key")
-        await _check_csrf(request)
+        try:
+            if rule is not Access.SIGN_IN:
+                key = await _session_key(request)
+                if key is None:
+                    raise SignInRequired()
+                request.state.key = key
+                if rule is Access.PAGE_DESK:
+                    _may_act_for(key, request.path_params.get("desk", ""))
+                if rule is Access.PAGE_ADMIN and not key.is_admin:
+                    raise HTTPException(403, "the lead's page needs an admin key")
+            await _check_csrf(request)
+        except HTTPException as refused:  # a person reads it: a page, not JSON
+            raise PageRefused(refused.status_code, str(refused.detail)) from None
         return
 
     key = await _key_of(request, bearer)
