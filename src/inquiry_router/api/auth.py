@@ -26,9 +26,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from ..config import Settings
-from ..store import InquiryStore
 from ..store.keys import ApiKey
 from .body import read_form
+from .deps import store_of
 
 
 class Access(StrEnum):
@@ -150,7 +150,7 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 async def _key_of(request: Request, bearer: HTTPAuthorizationCredentials | None) -> ApiKey | None:
-    store: InquiryStore = request.app.state.store
+    store = store_of(request)
     if bearer is None:
         if request.headers.get("authorization"):
             raise _unauthorized("the Authorization header must be 'Bearer <key>'")
@@ -165,7 +165,7 @@ async def _session_key(request: Request) -> ApiKey | None:
     key_id = request.session.get(SESSION_KEY)
     if not key_id:
         return None
-    store: InquiryStore = request.app.state.store
+    store = store_of(request)
     key = await run_in_threadpool(store.keys.active, str(key_id))
     if key is None:  # revoked since sign-in
         request.session.pop(SESSION_KEY, None)
@@ -236,7 +236,7 @@ async def authorize(
     if rule is Access.DESK:
         _may_act_for(key, request.path_params.get("desk", ""))
     if rule in (Access.INQUIRY, Access.INQUIRY_KEY):
-        store: InquiryStore = request.app.state.store
+        store = store_of(request)
         _, desks = await run_in_threadpool(store.desks_of, request.path_params["inquiry_id"])
         if not key.is_admin and key.desk not in desks:
             raise HTTPException(403, "this inquiry is not, and was never, in this key's desk")

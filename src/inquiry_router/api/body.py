@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ..config import Settings
+from .deps import settings_of
 from .schemas import Problem, ValidationProblem
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -161,7 +162,7 @@ async def read_form(request: Request) -> dict[str, str]:
     cached: dict[str, str] | None = getattr(request.state, "form_fields", None)
     if cached is not None:
         return cached
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in FORM_TYPES:
         raise HTTPException(415, "send the page's form (application/x-www-form-urlencoded)")
@@ -182,7 +183,7 @@ def json_body(
     ``empty_allowed``, no body at all reads as ``{}`` (every field left at its default)."""
 
     async def dependency(request: Request) -> Model:
-        settings: Settings = request.app.state.settings
+        settings = settings_of(request)
         if (
             empty_allowed
             and not request.headers.get("content-type")

@@ -24,7 +24,7 @@ def _intake(request: Request) -> IntakeWriter:
     return intake
 
 
-def _settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -52,7 +52,7 @@ def _pipeline(request: Request) -> Pipeline:
 
 StoreDep = Annotated[InquiryStore, Depends(store_of)]
 IntakeDep = Annotated[IntakeWriter, Depends(_intake)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]
 DeskMapDep = Annotated[DeskMap, Depends(desk_map_of)]
 HolderDep = Annotated[PipelineHolder, Depends(_holder)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]

@@ -12,25 +12,20 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..config import Settings
 from ..lifecycle.promotion import Comparison, PromotionError, compare
 from ..registry import ModelRegistry, RegistryError
-from ..store import InquiryStore
+from ..store.tables import utcnow
 from .auth import current_key
+from .deps import settings_of, store_of
 from .pages import render
 
 router = APIRouter(include_in_schema=False)
 WEEKS = 12
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _overview(request: Request) -> dict[str, Any]:
-    settings = _settings(request)
-    store: InquiryStore = request.app.state.store
+    settings = settings_of(request)
+    store = store_of(request)
     registry = ModelRegistry(settings)
     versions = registry.versions(settings.model_name)
     champion = next((v for v in versions if v["champion"]), None)
@@ -40,8 +35,7 @@ def _overview(request: Request) -> dict[str, Any]:
         else None
     )
     since = store.corrections(limit=None, since=trained)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    weeks = store.weekly(now - timedelta(weeks=WEEKS))
+    weeks = store.weekly(utcnow() - timedelta(weeks=WEEKS))
     return {
         "versions": list(reversed(versions)),
         "champion": champion,
@@ -85,7 +79,7 @@ def _reason(form: dict[str, str], default: str) -> str:
 @router.post("/lead/promote", response_class=HTMLResponse)
 def page_lead_promote(request: Request) -> Response:
     form: dict[str, str] = request.state.form_fields
-    settings = _settings(request)
+    settings = settings_of(request)
     version = form.get("version", "").strip()
     try:
         ModelRegistry(settings).set_champion(
@@ -103,7 +97,7 @@ def page_lead_promote(request: Request) -> Response:
 @router.post("/lead/rollback", response_class=HTMLResponse)
 def page_lead_rollback(request: Request) -> Response:
     form: dict[str, str] = request.state.form_fields
-    settings = _settings(request)
+    settings = settings_of(request)
     try:
         version = ModelRegistry(settings).rollback(
             settings.model_name,
@@ -118,7 +112,7 @@ def page_lead_rollback(request: Request) -> Response:
 
 @router.post("/lead/compare", response_class=HTMLResponse)
 async def page_lead_compare(request: Request) -> Response:
-    settings = _settings(request)
+    settings = settings_of(request)
     try:
         comparison = await run_in_threadpool(compare, settings)
     except PromotionError as error:

@@ -19,7 +19,7 @@ from ..store import Conflict, InquiryRecord, NotFound
 from ..store.keys import ApiKey
 from .auth import CSRF_FIELD, SESSION_KEY, csrf_token, current_key
 from .body import read_form
-from .deps import desk_map_of, store_of
+from .deps import desk_map_of, settings_of, store_of
 from .routes.desks import checked_reroute
 from .schemas import INTENT_PATTERN, RerouteRequest
 
@@ -146,7 +146,7 @@ def page_queue(
         first_page=not cursor,
         problems=problems,
         suggestions=desk == desk_map_of(request).triage_desk,
-        refresh_s=request.app.state.settings.page_refresh_s,
+        refresh_s=settings_of(request).page_refresh_s,
     )
 
 
