@@ -338,11 +338,8 @@ class InquiryStore:
             return InquiryRecord.of(row)
 
     def get(self, inquiry_id: str) -> InquiryRecord:
-        inquiry_id = _checked_id(inquiry_id)
         with self.session() as session:
-            row = session.get(InquiryRow, inquiry_id)
-            if row is None:
-                raise NotFound(f"no inquiry {inquiry_id!r}")
+            row = _row(session, inquiry_id)
             return InquiryRecord.of(row)
 
     # ------------------------------------------------------------------ worker side
@@ -560,13 +557,10 @@ class InquiryStore:
         return Page(items=items, next_cursor=next_cursor, total=int(total))
 
     def _desk_row(self, session: Session, desk: str, inquiry_id: str) -> InquiryRow:
-        inquiry_id = _checked_id(inquiry_id)
-        row = session.get(InquiryRow, inquiry_id, with_for_update=True)
-        if row is None:
-            raise NotFound(f"no inquiry {inquiry_id!r}")
+        row = _row(session, inquiry_id, for_update=True)
         if row.desk != desk:
             raise NotFound(
-                f"inquiry {inquiry_id} is not in desk {desk!r}"
+                f"inquiry {row.id} is not in desk {desk!r}"
                 + (f" (it is in {row.desk!r})" if row.desk else f" (it is {row.status})")
             )
         return row
@@ -698,17 +692,14 @@ class InquiryStore:
 
     def desks_of(self, inquiry_id: str) -> tuple[InquiryRecord, set[str]]:
         """An inquiry and every desk it is or was in (routed there, or rerouted from)."""
-        inquiry_id = _checked_id(inquiry_id)
         with self.session() as session:
-            row = session.get(InquiryRow, inquiry_id)
-            if row is None:
-                raise NotFound(f"no inquiry {inquiry_id!r}")
+            row = _row(session, inquiry_id)
             desks = {desk for desk in (row.desk, (row.decision or {}).get("desk")) if desk}
             desks.update(
                 str(desk)
                 for desk in session.scalars(
                     select(EventRow.desk).where(
-                        EventRow.inquiry_id == inquiry_id, EventRow.desk.is_not(None)
+                        EventRow.inquiry_id == row.id, EventRow.desk.is_not(None)
                     )
                 )
             )
@@ -717,11 +708,8 @@ class InquiryStore:
     def events(self, inquiry_id: str) -> list[Event]:
         """What happened to an inquiry, oldest first: received and routed (read off the
         inquiry), then what desks did."""
-        inquiry_id = _checked_id(inquiry_id)
         with self.session() as session:
-            row = session.get(InquiryRow, inquiry_id)
-            if row is None:
-                raise NotFound(f"no inquiry {inquiry_id!r}")
+            row = _row(session, inquiry_id)
             history = [Event(row.created_at, "received", None, None, {"channel": row.channel})]
             if row.routed_at is not None:
                 decision = row.decision or {}
@@ -743,7 +731,7 @@ class InquiryStore:
                     )
                 )
             for event in session.scalars(
-                select(EventRow).where(EventRow.inquiry_id == inquiry_id).order_by(EventRow.id)
+                select(EventRow).where(EventRow.inquiry_id == row.id).order_by(EventRow.id)
             ):
                 history.append(Event(event.at, event.kind, event.actor, event.desk, event.data))
             return history
@@ -859,6 +847,15 @@ class ShadowPair:
     decision: dict[str, Any]  # the champion's, which routed it
     shadow: dict[str, Any]  # the challenger's
     corrected_desk: str | None  # the latest correction's desk, when a desk corrected it
+
+
+def _row(session: Session, inquiry_id: str, for_update: bool = False) -> InquiryRow:
+    """The inquiry's row, or NotFound naming the id."""
+    inquiry_id = _checked_id(inquiry_id)
+    row = session.get(InquiryRow, inquiry_id, with_for_update=for_update)
+    if row is None:
+        raise NotFound(f"no inquiry {inquiry_id!r}")
+    return row
 
 
 def _event(
