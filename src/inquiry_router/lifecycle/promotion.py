@@ -222,7 +222,6 @@ def compare(
     champion: str | None = None,
     challenger: str | None = None,
     step: Callable[[str], None] = lambda _message: None,
-    log: bool = True,
 ) -> Comparison:
     """Two versions (default: @champion and @challenger) on the same data, per desk, and
     whether the rule would promote the second; logged to MLflow as a run of its own."""
@@ -256,20 +255,19 @@ def compare(
     comparison = Comparison(
         name, described, len(texts), figures[0], figures[1], promote, reasons, rule_text(settings)
     )
-    if log:
-        registry.log_comparison(
-            name,
-            champion,
-            challenger,
-            {**figures[0].as_metrics("champion"), **figures[1].as_metrics("challenger")},
-            {
-                "comparison.data": described,
-                "comparison.rule": comparison.rule,
-                "comparison.promote": str(promote),
-                "comparison.reasons": "; ".join(reasons),
-            },
-            _per_desk_table(comparison),
-        )
+    registry.log_comparison(
+        name,
+        champion,
+        challenger,
+        {**figures[0].as_metrics("champion"), **figures[1].as_metrics("challenger")},
+        {
+            "comparison.data": described,
+            "comparison.rule": comparison.rule,
+            "comparison.promote": str(promote),
+            "comparison.reasons": "; ".join(reasons),
+        },
+        _per_desk_table(comparison),
+    )
     return comparison
 
 
