@@ -36,6 +36,22 @@ def test_banking77_from_the_mirror_is_verified_and_complete(tmp_path: Path) -> N
     assert any("banking77/train.csv" in message for message in messages)
 
 
+def test_banking77_oos_trains_with_its_off_topic_questions_and_tests_on_both_kinds(
+    tmp_path: Path,
+) -> None:
+    store = DatasetStore(Settings(home=tmp_path, data_mirror=mirror_dir()))
+    data = load_source("banking77-oos", store)
+    in_scope = data.train[data.train["label"] != "oos"]
+    assert len(in_scope) == 5_905 and in_scope["label"].nunique() == 50
+    # The in-domain off-topic questions (the other 27 intents) tune; validation tests, with
+    # 530 in-domain and 200 out-of-domain ones.
+    assert (data.train["label"] == "oos").sum() == 2_062
+    assert data.test is not None
+    assert (data.test["label"] == "oos").sum() == 730 and len(data.test) == 1_506 + 730
+    assert data.lineage["banking77-oos.train/seq.in.sha256"].startswith("5ba97261")
+    assert data.lineage["banking77-oos.id-oos/train/seq.in.sha256"].startswith("cd0e24f0")
+
+
 def test_a_corrupt_mirror_copy_is_refused_with_the_reason(tmp_path: Path) -> None:
     source = mirror_dir()
     assert source is not None, "make test sets INQUIRY_ROUTER_DATA_MIRROR"

@@ -7,8 +7,11 @@ import pytest
 
 from inquiry_router.classifier import predictions_from_proba
 from inquiry_router.classifier.calibration import (
+    CROSS_VALIDATE_BELOW,
     RoutingScores,
+    calibration_folds,
     choose_threshold,
+    expect,
     fit_temperature,
     routing_scores,
     scale,
@@ -53,6 +56,48 @@ def test_weighted_examples_count_as_their_share() -> None:
     weighted = RoutingScores(confidence, correct, np.array([0.05, 0.05, 1, 1, 1, 1]))
     assert choose_threshold(weighted, 0.95) == 0.6  # 4 / (4 + 0.1) = 0.976
     assert choose_threshold(weighted, 0.98) == 1.0  # no threshold meets it: route nothing
+
+
+def test_a_threshold_resting_on_few_points_needs_their_lower_bound_to_meet_the_target() -> None:
+    # Ten right answers in a row look like 100 % precision; ten points cannot show 97 %.
+    confidence = np.linspace(0.99, 0.9, 10)
+    few = RoutingScores(confidence, np.ones(10, dtype=bool))
+    assert choose_threshold(few, 0.97) == pytest.approx(0.9)
+    assert choose_threshold(few, 0.97, z=0.84) == 1.0
+    # Three hundred of them, one wrong, do show it.
+    many = RoutingScores(np.linspace(0.99, 0.6, 300), np.arange(300) != 5)
+    assert choose_threshold(many, 0.97, z=0.84) == pytest.approx(0.6)
+
+
+def test_small_data_is_calibrated_on_every_example_by_folds_that_did_not_learn_it() -> None:
+    labels = ["weather"] * 120 + ["alarm"] * 117 + ["snooze"] * 2 + ["modify"]
+    folds = calibration_folds(labels, seed=0, cv="auto")
+    assert len(folds) == 5
+    held = [i for _, rows in folds for i in rows]
+    # Every common example is calibrated on exactly once; the rare ones are always learned.
+    assert sorted(held) == list(range(237))
+    for fit, rows in folds:
+        assert not set(fit) & set(rows)
+        assert {"snooze", "modify"} <= {labels[i] for i in fit}
+    # Above the size where one split leaves enough points, one split.
+    large = ["a", "b"] * (CROSS_VALIDATE_BELOW // 2)
+    (split,) = calibration_folds(large, seed=0, cv="auto")
+    assert len(split[1]) == round(len(large) * 0.15)
+    with pytest.raises(ValueError, match="number of folds"):
+        calibration_folds(labels, seed=0, cv=1)
+
+
+def test_the_expected_routing_comes_with_intervals_around_it() -> None:
+    scores = RoutingScores(np.linspace(0.99, 0.5, 200), np.arange(200) % 25 != 0)
+    expected = expect(scores, 0.7)
+    assert expected.n == 200 and expected.routed == int((scores.confidence >= 0.7).sum())
+    low, high = expected.routed_interval
+    assert low < expected.routed_share < high
+    interval = expected.precision_interval
+    assert interval is not None and interval[0] < (expected.precision or 0) < interval[1]
+    assert "routed (95 % interval" in expected.describe()
+    metrics = expected.as_metrics("expected.native")
+    assert metrics["expected.native.precision_low"] == pytest.approx(interval[0])
 
 
 def test_routing_scores_sum_a_desks_intents() -> None:

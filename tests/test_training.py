@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inquiry_router.classifier.calibration import validation_split
+from inquiry_router.classifier.calibration import calibration_folds
 from inquiry_router.classifier.finetune import FineTunedEncoderClassifier
 from inquiry_router.classifier.models import (
     CalibratedEnsemble,
@@ -129,10 +129,9 @@ def test_foreign_text_is_calibrated_on_the_english_validation_texts_only(tmp_pat
         translate_validation=lambda t: translated_validation(t, said.append),
         step=said.append,
     )
-    split = validation_split(labels, seed=0)
-    assert split is not None
-    in_english = sum(languages[i] == "en" for i in split[1])
-    assert 0 < in_english < len(split[1])
+    held = [i for _, rows in calibration_folds(labels, seed=0, cv="auto") for i in rows]
+    in_english = sum(languages[i] == "en" for i in held)
+    assert 0 < in_english < len(held)
     assert (
         f"calibrating foreign text on {in_english} English validation texts translated into es, it"
         in said

@@ -152,8 +152,8 @@ def train(
         list[str] | None,
         typer.Option(
             "--data",
-            help="a known dataset (banking77, clinc150), `corrections` (what desks corrected) "
-            "or a CSV/JSONL file with text,label; repeat to combine",
+            help="a known dataset (banking77, banking77-oos, clinc150), `corrections` (what "
+            "desks corrected) or a CSV/JSONL file with text,label; repeat to combine",
         ),
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="registered model name")] = None,
@@ -212,6 +212,11 @@ def train(
     )
     table.add_row("calibration error (ECE)", f"{evaluation.calibration_error:.4f}")
     table.add_row("languages read as written", ", ".join(report.native_languages))
+    if report.calibration:
+        table.add_row("thresholds chosen on", report.calibration)
+    groups = {"native": "/".join(report.native_languages), "foreign": "other languages"}
+    for group, expectation in report.expected.items():
+        table.add_row(f"expected, {groups.get(group, group)}", expectation.describe())
     if report.foreign_text:
         table.add_row("text in other languages", report.foreign_text)
     if "oos_recall" in evaluation.extra:
@@ -1206,7 +1211,11 @@ def bench_translation_command(
 @app.command()
 def evaluate(
     data: Annotated[
-        str, typer.Option(help="banking77, clinc150 (with out-of-scope) or a CSV/JSONL file")
+        str,
+        typer.Option(
+            help="banking77, banking77-oos or clinc150 (with off-topic questions) or a "
+            "CSV/JSONL file"
+        ),
     ] = DEFAULT_DATA,
     model: Annotated[str | None, typer.Option(help="model URI (default: @champion)")] = None,
 ) -> None:

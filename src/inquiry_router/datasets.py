@@ -56,6 +56,22 @@ _CLINC150 = (
     "https://raw.githubusercontent.com/clinc/oos-eval/"
     "828f8093932c8fe6ca7936c3d2e52903b1c523de/data/"
 )
+_BANKING77_OOS = (
+    "https://raw.githubusercontent.com/jianguoz/Few-Shot-Intent-Detection/"
+    "fa9553312b1dba54b1be0aae2d30b13171f898e5/Datasets/BANKING77-OOS/"
+)
+_BANKING77_OOS_SHA256 = {
+    "train/seq.in": "5ba97261ce844b33e85b2af8f271927699f2ab3d79f99daac074d22abd79453d",
+    "train/label": "b4cfaddcc42b3fab9668972a0060753c692285dc8dff552c9fa779c428775370",
+    "valid/seq.in": "5dcde9139ca2134514ebfd7a6349a5173a8381d2502e67691a5f20b56cfa3af4",
+    "valid/label": "80dc3cae40e49d97d36ef192d79ef1d3bdea242c5ff80954cdd9fc982096dcbe",
+    "id-oos/train/seq.in": "cd0e24f07649f4b05ef653ca9cc62588ead95abd2b68df8f8d8081f45e53e630",
+    "id-oos/train/label": "1da3c25419300c6dae3fe9c63e2b5ac08871353fd23e2ee170a9679cf1c78045",
+    "id-oos/valid/seq.in": "859a89edce0e726fc914e1bc20c3405cb3393cedc956a66959c62353e05f076a",
+    "id-oos/valid/label": "43de2d0f989003ddb89a7372a1ccb46a5411affd1ba2ab56b6a3ccc64a31379e",
+    "ood-oos/valid/seq.in": "d1e14f587ab3a090392072be5a3dcf4255b8fbc0f85970f7e684db3ba6e84ccc",
+    "ood-oos/valid/label": "1c6451b4179275857f2b21d73214035c6c735bde699322e75f07d0379ac6ca14",
+}
 _XSID = (
     "https://raw.githubusercontent.com/mainlp/xsid/"
     "761d926c3f2e9f6bea13192d2f39cec1d04d9777/data/xSID-0.5/"
@@ -119,6 +135,16 @@ DATASETS: dict[str, DatasetSpec] = {
                 _CLINC150 + "domains.json",
                 "b947b579d3b8e74b06f93b01083d8efaff2888b43a3e362533bd88a6e1211b3a",
             ),
+        ),
+    ),
+    "banking77-oos": DatasetSpec(
+        name="banking77-oos",
+        description="BANKING77-OOS: 50 Banking77 intents (5,905 train / 1,506 valid) and "
+        "off-topic questions, in-domain (the other 27 intents) and out-of-domain",
+        license="CC BY 4.0",
+        files=tuple(
+            RemoteFile(name, _BANKING77_OOS + name, digest)
+            for name, digest in _BANKING77_OOS_SHA256.items()
         ),
     ),
     "xsid": DatasetSpec(
@@ -282,6 +308,45 @@ def load_clinc150(store: DatasetStore, include_oos: bool = False) -> LabeledData
     )
 
 
+@dataclass(frozen=True)
+class Banking77Oos:
+    """BANKING77-OOS's splits: in-scope rows (text, label) and off-topic texts, in-domain
+    (banking questions of the 27 intents left out) and out-of-domain."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    in_domain_train: list[str]
+    in_domain_valid: list[str]
+    out_of_domain_valid: list[str]
+    lineage: dict[str, str]
+
+
+def load_banking77_oos(store: DatasetStore) -> Banking77Oos:
+    lineage: dict[str, str] = {}
+
+    def read(split: str) -> pd.DataFrame:
+        texts, labels = (
+            store.fetch("banking77-oos", f"{split}/{part}") for part in ("seq.in", "label")
+        )
+        for part, fetched in (("seq.in", texts), ("label", labels)):
+            lineage[f"banking77-oos.{split}/{part}.sha256"] = fetched.sha256
+            lineage["banking77-oos.source"] = fetched.source
+        rows = texts.path.read_text(encoding="utf-8").splitlines()
+        gold = labels.path.read_text(encoding="utf-8").splitlines()
+        if len(rows) != len(gold):
+            raise DatasetError(f"banking77-oos {split}: {len(rows)} texts but {len(gold)} labels")
+        return pd.DataFrame({"text": rows, "label": gold})
+
+    return Banking77Oos(
+        train=read("train"),
+        valid=read("valid"),
+        in_domain_train=read("id-oos/train")["text"].tolist(),
+        in_domain_valid=read("id-oos/valid")["text"].tolist(),
+        out_of_domain_valid=read("ood-oos/valid")["text"].tolist(),
+        lineage=lineage,
+    )
+
+
 # Rows with these labels are inquiries no desk should get: not a class, but the threshold is
 # chosen so that they go to triage, and the evaluation reports how many do.
 OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", "out-of-scope"})
@@ -410,6 +475,10 @@ def read_labeled_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+# The known datasets that train (and evaluate) a model; xSID only measures.
+TRAINABLE = ("banking77", "banking77-oos", "clinc150")
+
+
 def load_source(source: str, store: DatasetStore) -> LabeledData:
     """A training source: a known dataset name or a CSV/JSONL file path."""
     if source in DATASETS:
@@ -417,6 +486,27 @@ def load_source(source: str, store: DatasetStore) -> LabeledData:
             return load_banking77(store)
         if source == "clinc150":
             return load_clinc150(store, include_oos=True)
+        if source == "banking77-oos":
+            data = load_banking77_oos(store)
+
+            def off_topic(texts: list[str]) -> pd.DataFrame:
+                return pd.DataFrame({"text": texts, "label": "oos"})
+
+            # In-domain off-topic questions tune the threshold; the validation split, with
+            # its off-topic questions of both kinds, is the held-out evaluation.
+            return LabeledData(
+                name=source,
+                train=pd.concat([data.train, off_topic(data.in_domain_train)], ignore_index=True),
+                test=pd.concat(
+                    [
+                        data.valid,
+                        off_topic(data.in_domain_valid),
+                        off_topic(data.out_of_domain_valid),
+                    ],
+                    ignore_index=True,
+                ),
+                lineage=data.lineage,
+            )
         raise DatasetError(f"{source} is an evaluation set and cannot be used to train")
     path = Path(source)
     if not path.suffix:

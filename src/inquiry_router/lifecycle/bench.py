@@ -185,7 +185,8 @@ def bench_untranslated_routing(
     progress: Progress = lambda _message: None,
 ) -> list[dict[str, Any]]:
     """How much translation matters to the classifier, on xSID: a model of ``kind`` trained by
-    the training recipe (calibration, foreign-text members, threshold; no out-of-scope data) on
+    the training recipe (calibration, foreign-text members, threshold against the background
+    off-topic examples ``train`` uses) on
     the English sentences of four folds is scored on the fifth fold's sentences in each
     language, as written, as translated and both together (as the router reads a translated
     inquiry), never on a sentence whose English it saw. "as written" reads each sentence
@@ -199,7 +200,7 @@ def bench_untranslated_routing(
     from ..classifier.kinds import needs_e5
     from ..classifier.models import build_model
     from ..routing import DeskMap
-    from .training import translated_validation
+    from .training import out_of_scope_for, translated_validation
 
     encoder = encoder_name(settings.encoder)
     if needs_e5(kind):
@@ -208,6 +209,8 @@ def bench_untranslated_routing(
     translator = build_translator(settings)
     store = DatasetStore(settings)
     english = load_xsid(store, "en")
+    # As `train --data mine.csv` would: the data has no off-topic rows of its own.
+    out_of_scope = out_of_scope_for(settings, store, [], [], progress)
     fold_of = {index: index % folds for index in range(len(english))}
     wanted = languages or [code for code in xsid_languages() if code != "en"]
     by_language = {language: load_xsid(store, language) for language in ["en", *wanted]}
@@ -235,6 +238,8 @@ def bench_untranslated_routing(
         model = build_model(kind, encoder=encoder, target_precision=settings.target_precision).fit(
             [english[i].text for i in train_ids],
             [english[i].intent for i in train_ids],
+            out_of_scope=out_of_scope.tuning,
+            out_of_scope_share=out_of_scope.share,
             translate_validation=lambda texts: translated_validation(texts, progress),
         )
         # Routed as the service routes, each intent its own desk.

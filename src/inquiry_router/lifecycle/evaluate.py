@@ -16,11 +16,11 @@ import numpy as np
 
 from ..config import Settings
 from ..datasets import (
+    TRAINABLE,
     DatasetError,
     DatasetStore,
-    load_banking77,
-    load_clinc150,
     load_clinc150_out_of_scope,
+    load_source,
     read_labeled_file,
     split_out_of_scope,
 )
@@ -67,12 +67,7 @@ def evaluate_model(
     step(f"loading {model_uri or 'the @champion model'}")
     classifier = registry.load(model_uri)
     store = DatasetStore(settings, log=step)
-    if data == "banking77":
-        test = load_banking77(store).test
-    elif data == "clinc150":
-        test = load_clinc150(store, include_oos=True).test
-    else:
-        test = read_labeled_file(Path(data))
+    test = load_source(data, store).test if data in TRAINABLE else read_labeled_file(Path(data))
     assert test is not None
     test, out_of_scope = split_out_of_scope(test)
     if not out_of_scope and settings.background_out_of_scope == "clinc150":

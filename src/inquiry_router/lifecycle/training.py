@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..classifier import DEFAULT_KIND, MODEL_KINDS, TextClassifier
+from ..classifier.calibration import Expectation
 from ..classifier.encoders import (
     USE_NAME,
     EncoderError,
@@ -63,7 +64,7 @@ class OutOfScope:
     share: float | None = None
 
 
-def _out_of_scope(
+def out_of_scope_for(
     settings: Settings,
     store: DatasetStore,
     own_tuning: list[str],
@@ -114,6 +115,9 @@ class TrainingReport:
     native_languages: tuple[str, ...] = (ENGLISH,)  # read as written, with every member
     comparison: Comparison | None = None  # against the champion, when it became @challenger
     corrections_used: int | None = None  # when corrections were a source
+    calibration: str = ""  # what the thresholds were chosen on
+    # Per language group (native, foreign): the routed share and precision calibration expects.
+    expected: dict[str, Expectation] = field(default_factory=dict)
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
@@ -280,7 +284,7 @@ def train(
             f"may not be learned reliably: {shown}{more}. Add examples, or let the desks' "
             "corrections add them (`train --data corrections`)"
         )
-    out_of_scope = _out_of_scope(settings, store, out_of_scope_train, out_of_scope_test, step)
+    out_of_scope = out_of_scope_for(settings, store, out_of_scope_train, out_of_scope_test, step)
     out_of_scope_train, out_of_scope_test = out_of_scope.tuning, out_of_scope.test
 
     try:
@@ -370,6 +374,7 @@ def train(
         "out_of_scope.share": out_of_scope.share if out_of_scope.share is not None else "as given",
         "target_precision": settings.target_precision,
         "multilingual_calibration": estimator.foreign_calibration_,
+        "calibration": estimator.calibration_,
         "foreign_threshold": (
             "as native"
             if estimator.foreign_threshold_ is None
@@ -403,7 +408,11 @@ def train(
             estimator=estimator,
             model_name=model_name,
             params=params,
-            metrics={**evaluation.as_metrics(), "train_seconds": train_seconds},
+            metrics={
+                **evaluation.as_metrics(),
+                **expected_metrics(estimator),
+                "train_seconds": train_seconds,
+            },
             tags=tags,
             datasets={"training": train_frame, "evaluation": test_frame},
             artifacts={path.name: path for path in report_files},
@@ -431,7 +440,18 @@ def train(
         use_source=use_source,
         foreign_text=describe_foreign(estimator),
         native_languages=tuple(native_languages),
+        calibration=estimator.calibration_,
+        expected=dict(estimator.expected_),
     )
+
+
+def expected_metrics(estimator: CalibratedEnsemble) -> dict[str, float]:
+    """What calibration expects of routing, per language group, as MLflow metrics
+    (``expected.native.routed_share``, ``..._low``, ``..._high``, ``expected.foreign...``)."""
+    metrics: dict[str, float] = {}
+    for group, expectation in estimator.expected_.items():
+        metrics |= expectation.as_metrics(f"expected.{group}")
+    return metrics
 
 
 def describe_foreign(estimator: CalibratedEnsemble) -> str | None:
