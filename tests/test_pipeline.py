@@ -67,15 +67,40 @@ def test_portuguese_is_translated_before_classification(pipeline: Pipeline) -> N
     assert "card" in decision.english_text.lower()
 
 
-def test_low_confidence_goes_to_triage_with_the_reason(pipeline: Pipeline) -> None:
+def test_an_undetermined_greeting_goes_to_triage_by_the_stricter_foreign_gate(
+    pipeline: Pipeline,
+) -> None:
     decision = pipeline.run_one(InquiryText("hello"))
     assert decision.desk == "triage"
     assert decision.auto_routed is False
-    # Too short to tell its language: held to the stricter, foreign-text threshold.
+    # Too short to tell its language: held to the foreign-text gate and threshold, and unlike
+    # every intent.
     assert decision.language == "und"
-    threshold = pipeline.router.foreign_threshold
-    assert "< triage " in decision.reason and f"threshold {threshold:.2f}" in decision.reason
-    assert decision.desk_confidence < threshold
+    gate, native_gate = (
+        pipeline.router.foreign_off_topic_threshold,
+        pipeline.router.off_topic_threshold,
+    )
+    assert gate is not None and native_gate is not None and gate > native_gate
+    assert decision.reason.startswith("looks off-topic") and f"> {gate:.2f}" in decision.reason
+
+
+def test_a_message_unlike_every_intent_goes_to_triage_as_off_topic(pipeline: Pipeline) -> None:
+    model = pipeline.classifier.model
+    # Trained with CLINC150's off-topic queries as background: a gate of its own.
+    assert model.off_topic_threshold_ is not None and model.off_topic_auroc_ is not None
+    assert model.off_topic_auroc_ > 0.8
+    assert pipeline.router.off_topic_threshold == model.off_topic_threshold_
+    off_topic, in_scope = pipeline.run(
+        [
+            InquiryText("Can you recommend a good lasagna recipe for dinner tonight?"),
+            InquiryText("I lost my card and need to block it"),
+        ]
+    )
+    assert off_topic.desk == "triage" and not off_topic.auto_routed
+    assert off_topic.reason.startswith("looks off-topic")
+    assert in_scope.desk == "cards" and in_scope.auto_routed
+    # Training said what to expect of it.
+    assert 0.0 <= model.expected_["off_topic"].routed_share < 0.5
 
 
 def test_the_subject_is_read_with_the_message(pipeline: Pipeline) -> None:

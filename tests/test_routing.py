@@ -124,6 +124,26 @@ def test_text_not_written_in_english_meets_its_own_higher_threshold() -> None:
     assert [routing.desk for _, routing in routed] == ["cards", "triage", "triage"]
 
 
+def test_a_text_unlike_every_intent_goes_to_triage_however_sure_the_intent() -> None:
+    router = Router(DESKS, 0.55, off_topic_threshold=-0.1, foreign_off_topic_threshold=0.05)
+    sure = _prediction(card_arrival=0.95, card_linking=0.0, atm_support=0.05)
+    _, near = router.route(sure, Reading.NATIVE, off_topic=-0.2)
+    _, far = router.route(sure, Reading.NATIVE, off_topic=0.0)
+    assert near.desk == "cards" and near.auto_routed
+    assert far.desk == "triage" and not far.auto_routed
+    assert far.reason.startswith("looks off-topic")
+    assert "0.00 > -0.10" in far.reason
+    # Triage still sees which desks it resembles most.
+    assert far.candidates[0].desk == "cards"
+    # Foreign text lies further from the (English) examples: it has its own gate.
+    _, foreign = router.route(sure, Reading.FOREIGN, off_topic=0.0)
+    assert foreign.desk == "cards"
+    # No score (a model without a detector): the threshold alone decides.
+    routed = router.route_batch([sure, sure], [Reading.NATIVE] * 2, [0.0, -0.5])
+    assert [routing.desk for _, routing in routed] == ["triage", "cards"]
+    assert router.route(sure)[1].desk == "cards"
+
+
 def test_one_rule_says_how_each_text_is_read() -> None:
     assert reading_for("en") is Reading.NATIVE
     assert reading_for("de") is Reading.FOREIGN

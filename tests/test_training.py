@@ -165,10 +165,22 @@ def test_a_model_trained_on_german_reads_german_with_every_member(
     tmp_path: Path, encoders_dir: Path
 ) -> None:
     data, desks_file = xsid_training_file(tmp_path, "de")
-    settings = settings_for(tmp_path, desks_file=desks_file)
+    settings = settings_for(tmp_path, desks_file=desks_file, calibration="auto")
     report = train(settings, [str(data)], kind="ensemble")
     assert report.native_languages == ("de",)
     run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(report.registered.run_id)
+    # A few hundred examples: calibrated on out-of-fold predictions of every one, and the run
+    # says what routing to expect, with intervals, and how the off-topic gate separates.
+    assert report.calibration.startswith("5-fold out-of-fold predictions on")
+    assert run.data.params["calibration"] == report.calibration
+    native = report.expected["native"]
+    assert native.n == report.n_train  # every example, read by members that had not seen it
+    low, high = native.routed_interval
+    assert low < native.routed_share < high and native.routed_share > 0.5
+    assert run.data.metrics["expected.native.routed_share"] == pytest.approx(native.routed_share)
+    assert "expected.native.precision_low" in run.data.metrics
+    assert run.data.params["off_topic_threshold"] != "none"
+    assert run.data.metrics["off_topic_auroc"] > 0.8
     # Apertium translates from English: the German validation calibrates foreign text as is.
     assert run.data.params["multilingual_calibration"] == "de"
     assert run.data.params["native_languages"] == "de"

@@ -216,6 +216,17 @@ def train(
         table.add_row("thresholds chosen on", report.calibration)
     groups = {"native": "/".join(report.native_languages), "foreign": "other languages"}
     for group, expectation in report.expected.items():
+        if group == "off_topic":
+            low, high = expectation.routed_interval
+            separation = (
+                "" if report.off_topic_auroc is None else f"; AUROC {report.off_topic_auroc:.3f}"
+            )
+            table.add_row(
+                "expected, off-topic examples",
+                f"{1 - expectation.routed_share:.0%} sent to triage (95 % interval "
+                f"{1 - high:.0%} to {1 - low:.0%}) of {expectation.n:,}{separation}",
+            )
+            continue
         table.add_row(f"expected, {groups.get(group, group)}", expectation.describe())
     if report.foreign_text:
         table.add_row("text in other languages", report.foreign_text)
@@ -1041,6 +1052,70 @@ def bench_loop_command(
     )
     out.print(table)
     out.print(result.summary)
+
+
+@bench_app.command("off-topic")
+def bench_off_topic_command(
+    kind: Annotated[
+        ModelKind, typer.Option(help="the kind of classifier to train on BANKING77-OOS")
+    ] = ModelKind.ENSEMBLE,
+) -> None:
+    """Off-topic detection on BANKING77-OOS: trained on its train split with in-domain
+    off-topic questions, reported on its validation split (in-scope routed and right,
+    off-topic questions sent to triage, AUROC, the trade-off as the gate moves)."""
+    from .classifier.encoders import EncoderError
+    from .datasets import DatasetError
+    from .lifecycle.bench import bench_off_topic
+
+    settings = _settings()
+    result = _run_steps(
+        "off-topic benchmark",
+        lambda step: bench_off_topic(settings, kind.value, step),
+        errors=(DatasetError, EncoderError),
+    )
+    table = Table(title=f"BANKING77-OOS validation, {kind.value}", show_header=False)
+    precision = result["routed_precision"]
+    table.add_row("in-scope questions", f"{result['n_in_scope']:,}")
+    table.add_row("intent accuracy", f"{result['accuracy']:.1%}")
+    table.add_row(
+        "in-scope routed",
+        f"{result['in_scope_routed']:.1%}, "
+        + ("none" if precision is None else f"{precision:.1%} of them to the right intent"),
+    )
+    table.add_row("in-domain off-topic sent to triage", f"{result['in_domain_to_triage']:.1%}")
+    table.add_row(
+        "out-of-domain off-topic sent to triage", f"{result['out_of_domain_to_triage']:.1%}"
+    )
+    for name in ("in-domain off-topic", "out-of-domain off-topic"):
+        if f"auroc {name}" in result:
+            table.add_row(f"off-topic score AUROC, {name}", f"{result[f'auroc {name}']:.3f}")
+    gate = result["off_topic_threshold"]
+    table.add_row(
+        "thresholds",
+        f"intent {result['threshold']:.3f}, off-topic "
+        + ("none" if gate is None else f"{gate:.3f}")
+        + f" ({result['calibration']})",
+    )
+    table.add_row("training time", f"{result['train_seconds']:.0f} s")
+    out.print(table)
+    if result["curve"]:
+        curve = Table(
+            "off-topic gate",
+            "in-scope routed",
+            "their precision",
+            "in-domain to triage",
+            "out-of-domain to triage",
+            title="as the gate moves (intent threshold as trained)",
+        )
+        for row in result["curve"]:
+            curve.add_row(
+                "none" if row["gate"] == float("inf") else f"{row['gate']:.3f}",
+                f"{row['in_scope_routed']:.1%}",
+                f"{row['routed_precision']:.1%}",
+                f"{row['in_domain_to_triage']:.1%}",
+                f"{row['out_of_domain_to_triage']:.1%}",
+            )
+        out.print(curve)
 
 
 @bench_app.command("language")

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         "chooses the threshold for it",
     )
     # Without it, 200 off-topic queries would outweigh a small data set's validation split.
+    calibration: str = Field(
+        default="auto",
+        pattern=r"^(auto|split|[2-9]|10)$",
+        description="what training chooses the thresholds on: `auto` (out-of-fold predictions "
+        "of every example, 5 folds, below 1,000 examples; else a 15 % split), `split`, or a "
+        "number of folds (each fold fits every member once more)",
+    )
     promotion_tolerance: float = Field(
         default=0.005,
         ge=0.0,
@@ -91,11 +98,13 @@ class Settings(BaseSettings):
         description="off-topic queries the threshold is chosen against when the training "
         "data has no `oos` rows: clinc150 or none",
     )
-    background_out_of_scope_share: float = Field(
+    off_topic_share: float = Field(
         default=0.1,
         gt=0.0,
         lt=1.0,
-        description="the share of traffic those off-topic queries stand for",
+        description="the share of traffic expected to be off-topic: the off-topic examples "
+        "(the data's `oos` rows, else the background ones) stand for it when training "
+        "chooses the off-topic gate and the threshold",
     )
 
     data_mirror: Path | None = Field(
@@ -253,6 +262,11 @@ class Settings(BaseSettings):
     @cached_property
     def expected_languages(self) -> tuple[str, ...]:
         return tuple(code for code in self.languages.split(",") if code)
+
+    @property
+    def calibration_cv(self) -> int | str:
+        """``calibration`` as ``CalibratedEnsemble``'s ``cv``: a number of folds, or a word."""
+        return int(self.calibration) if self.calibration.isdigit() else self.calibration
 
     @property
     def resolved_database_url(self) -> str:

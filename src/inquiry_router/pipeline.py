@@ -37,6 +37,7 @@ class Read:
     translations: list[Translation]
     readings: list[Reading]
     probabilities: np.ndarray  # one row an inquiry, one column a class
+    off_topic: np.ndarray | None = None  # how off-topic each looks; None: no detector
 
 
 @dataclass
@@ -61,25 +62,40 @@ class Pipeline:
             for t, r in zip(translations, readings, strict=True)
         ]
         # A translation is read beside what was written: each loses something the other keeps.
-        probabilities = self.classifier.probabilities(
-            [t.english_text for t in translations],
+        read = [t.english_text for t in translations]
+        originals = [
+            text if t.translated else None for text, t in zip(texts, translations, strict=True)
+        ]
+        probabilities = self.classifier.probabilities(read, readings, originals)
+        return Read(
+            guesses,
+            translations,
             readings,
-            [text if t.translated else None for text, t in zip(texts, translations, strict=True)],
+            probabilities,
+            self.classifier.off_topic(read, originals),
         )
-        return Read(guesses, translations, readings, probabilities)
 
     def route(
-        self, probabilities: np.ndarray, readings: Sequence[Reading]
+        self,
+        probabilities: np.ndarray,
+        readings: Sequence[Reading],
+        off_topic: np.ndarray | None = None,
     ) -> list[tuple[Prediction, Routing]]:
-        """Each text's desk, or triage, by its reading's threshold (or its desk's own)."""
+        """Each text's desk, or triage, by its reading's thresholds (or its desk's own);
+        ``off_topic``: the texts' off-topic scores (``Read.off_topic``)."""
         predictions = predictions_from_proba(probabilities, self.classifier.classes)
-        return self.router.route_batch(predictions, readings)
+        scores = None if off_topic is None else [float(score) for score in off_topic]
+        return self.router.route_batch(predictions, readings, scores)
+
+    def route_read(self, done: Read) -> list[tuple[Prediction, Routing]]:
+        """The routing of what ``read`` made of a batch."""
+        return self.route(done.probabilities, done.readings, done.off_topic)
 
     def run(self, inquiries: Sequence[InquiryText]) -> list[Decision]:
         if not inquiries:
             return []
         done = self.read(inquiries)
-        routed = self.route(done.probabilities, done.readings)
+        routed = self.route_read(done)
         return [
             Decision.assemble(guess, translation, prediction, routing, self.classifier.ref)
             for guess, translation, (prediction, routing) in zip(
@@ -108,9 +124,10 @@ def build_detector(settings: Settings) -> LanguageDetector:
 def build_router(settings: Settings, classifier: TextClassifier, desk_map: DeskMap) -> Router:
     """The model's own thresholds, unless ``triage_threshold`` is configured (then for every
     language)."""
+    gates = (classifier.off_topic_threshold, classifier.foreign_off_topic_threshold)
     if settings.triage_threshold is not None:
-        return Router(desk_map, settings.triage_threshold)
-    return Router(desk_map, classifier.threshold, classifier.foreign_threshold)
+        return Router(desk_map, settings.triage_threshold, None, *gates)
+    return Router(desk_map, classifier.threshold, classifier.foreign_threshold, *gates)
 
 
 def assemble(

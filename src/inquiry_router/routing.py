@@ -176,7 +176,12 @@ class Router:
     """Route stage: prediction → desk; below the threshold → the triage desk."""
 
     def __init__(
-        self, desk_map: DeskMap, threshold: float, foreign_threshold: float | None = None
+        self,
+        desk_map: DeskMap,
+        threshold: float,
+        foreign_threshold: float | None = None,
+        off_topic_threshold: float | None = None,
+        foreign_off_topic_threshold: float | None = None,
     ) -> None:
         self.desk_map = desk_map
         self.threshold = threshold
@@ -184,6 +189,14 @@ class Router:
         # languages (English, usually): chosen on translated validation, never below the
         # native one. None: the same.
         self.foreign_threshold = threshold if foreign_threshold is None else foreign_threshold
+        # Above it, a text is unlike every intent: triage, however sure the classifier is of
+        # the intent it is most like. None: no gate.
+        self.off_topic_threshold = off_topic_threshold
+        self.foreign_off_topic_threshold = (
+            off_topic_threshold
+            if foreign_off_topic_threshold is None
+            else foreign_off_topic_threshold
+        )
 
     def threshold_for(self, desk: str, foreign: bool = False) -> float:
         """A desk's own threshold (desks.yaml) when it sets one, else the model's: for text not
@@ -195,11 +208,15 @@ class Router:
         return self.foreign_threshold if foreign else self.threshold
 
     def route(
-        self, prediction: Prediction, reading: Reading = Reading.NATIVE
+        self,
+        prediction: Prediction,
+        reading: Reading = Reading.NATIVE,
+        off_topic: float | None = None,
     ) -> tuple[Prediction, Routing]:
         """The routing, and the prediction restated so its intent belongs to the chosen desk.
         Text not read as native (foreign, or in an undetermined language) is held to the
-        foreign-text threshold."""
+        foreign-text thresholds. ``off_topic``: the text's off-topic score, when the model
+        gives one."""
         foreign = reading is not Reading.NATIVE
         desk_probability: dict[str, float] = {}
         for intent, probability in prediction.probabilities.items():
@@ -227,8 +244,18 @@ class Router:
                 reason=f"intent {prediction.intent!r} has no desk in {self.desk_map.source}",
                 candidates=candidates,
             )
-        threshold = self.threshold_for(best_desk, foreign)
         detail = f"best desk {best_desk}, intent {prediction.intent} {prediction.confidence:.2f}"
+        gate = self.foreign_off_topic_threshold if foreign else self.off_topic_threshold
+        if off_topic is not None and gate is not None and off_topic > gate:
+            return prediction, Routing(
+                desk=self.desk_map.triage_desk,
+                desk_confidence=desk_confidence,
+                auto_routed=False,
+                reason=f"looks off-topic: unlike the examples of every intent (off-topic score "
+                f"{off_topic:.2f} > {gate:.2f}; {detail})",
+                candidates=candidates,
+            )
+        threshold = self.threshold_for(best_desk, foreign)
         which = (
             "foreign-text threshold"
             if foreign and threshold == self.foreign_threshold != self.threshold
@@ -252,9 +279,13 @@ class Router:
         )
 
     def route_batch(
-        self, predictions: Sequence[Prediction], readings: Sequence[Reading]
+        self,
+        predictions: Sequence[Prediction],
+        readings: Sequence[Reading],
+        off_topic: Sequence[float] | None = None,
     ) -> list[tuple[Prediction, Routing]]:
-        return [self.route(p, r) for p, r in zip(predictions, readings, strict=True)]
+        scores = [None] * len(predictions) if off_topic is None else [float(s) for s in off_topic]
+        return [self.route(p, r, s) for p, r, s in zip(predictions, readings, scores, strict=True)]
 
     def _best_intent_in(self, desk: str, prediction: Prediction) -> Prediction:
         in_desk = [

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from ..domain import ENGLISH, Reading
 from .calibration import (
@@ -36,6 +37,7 @@ from .calibration import (
     Expectation,
     RoutingScores,
     calibration_folds,
+    choose_gate,
     choose_threshold,
     expect,
     fit_temperature,
@@ -47,6 +49,7 @@ from .calibration import (
 from .encoders import USE_NAME, shared_encoder
 from .finetune import FineTunedEncoderClassifier
 from .kinds import MODEL_KINDS, ModelKind
+from .offtopic import OffTopicDetector, off_topic_score
 from .tfidf import build_tfidf_model
 
 log = logging.getLogger(__name__)
@@ -103,10 +106,11 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class Fold:
-    """Members fitted without ``rows``, the rows they calibrate on."""
+    """Members fitted on ``fitted`` without ``rows``, the rows they calibrate on."""
 
     members: list[Any]
     rows: list[int]
+    fitted: list[int]
 
 
 def _read_by_folds(
@@ -134,6 +138,38 @@ def _read_by_folds(
     return {
         i: np.vstack(parts) if parts else np.zeros((0, len(classes))) for i, parts in output.items()
     }
+
+
+def _detector_encoder(members: Sequence[Any]) -> str | None:
+    """The sentence encoder the off-topic detector reads with: the frozen transformer encoder
+    of an embedding member (e5), when the model has one."""
+    for member in members:
+        if isinstance(member, EmbeddingClassifier) and member.encoder != USE_NAME:
+            return member.encoder
+    return None
+
+
+def _gate_by_folds(
+    detector: OffTopicDetector,
+    folds: Sequence[Fold],
+    texts: list[str],
+    off_topic: list[str],
+    texts_of: Callable[[Fold], list[str]],
+) -> np.ndarray:
+    """Off-topic scores of each fold's texts against the training text that fold learned from
+    (and every off-topic example), folds one after another."""
+    everything = detector.embed(texts)
+    references = detector.embed(off_topic)
+    parts = []
+    for fold in folds:
+        chosen = texts_of(fold)
+        if chosen:
+            parts.append(
+                off_topic_score(
+                    detector.embed(chosen), everything[fold.fitted], references, detector.k
+                )
+            )
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _native_members(members: Sequence[Any]) -> list[Any]:
@@ -165,8 +201,14 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     - ``threshold_``: the lowest desk confidence at which ``target_precision`` of what is routed
       is right, counting off-topic messages as wrong wherever they go; ``foreign_threshold_``
       the same for foreign text, never lower (None: none was chosen, ``threshold_`` applies);
+    - ``off_topic_``: an ``OffTopicDetector`` (None without off-topic examples or an e5
+      member), with ``off_topic_threshold_`` (``foreign_off_topic_threshold_`` for foreign
+      text): above it a text goes to triage whatever its confidence; chosen with
+      ``threshold_`` to route the most in-scope text at ``target_precision``, off-topic
+      messages counted at their share; ``off_topic_auroc_`` how well the score separates them;
     - ``expected_``: per language group ("native", "foreign"), the routed share and precision
-      those thresholds give there, with intervals;
+      those thresholds give there, with intervals ("off_topic": the share of off-topic
+      examples that would still be routed);
 
     then refits the members on everything (``members_``). Measured on Banking77 test: TF-IDF
     91.5 %, e5 92.4 %, their arithmetic mean 93.5 %, their geometric mean 93.7 %."""
@@ -217,6 +259,10 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.foreign_threshold_: float | None = None
         self.foreign_calibration_ = native[0]  # or "apertium:es,it": what foreign text was
         self.expected_: dict[str, Expectation] = {}
+        self.off_topic_: OffTopicDetector | None = None
+        self.off_topic_threshold_: float | None = None
+        self.foreign_off_topic_threshold_: float | None = None
+        self.off_topic_auroc_: float | None = None
         folds = calibration_folds(labels, self.random_state, self.cv, self.validation_fraction)
         if folds:
             held = sum(len(rows) for _, rows in folds)
@@ -239,7 +285,9 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     clone(m).fit([texts[i] for i in fit_rows], [labels[i] for i in fit_rows])
                     for m in self.members
                 ]
-                fitted.append(Fold(members, [int(i) for i in held_rows]))
+                fitted.append(
+                    Fold(members, [int(i) for i in held_rows], [int(i) for i in fit_rows])
+                )
             self._calibrate(
                 fitted,
                 texts,
@@ -256,6 +304,10 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         step(f"fitting on all {len(texts):,} examples, {len(set(labels))} intents")
         self.members_ = [clone(m).fit(texts, labels) for m in self.members]
         self.classes_ = self.members_[0].classes_
+        if self.off_topic_threshold_ is not None:
+            encoder = _detector_encoder(self.members)
+            assert encoder is not None
+            self.off_topic_ = OffTopicDetector(encoder).fit(texts, list(out_of_scope))
         return self
 
     def _calibrate(
@@ -275,6 +327,8 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         translated, when the model's main language is English (the engines translate from
         English); else on the held-out text as written."""
         main = self.native_languages_[0]
+        encoder = _detector_encoder(self.members)
+        detector = None if encoder is None or not out_of_scope else OffTopicDetector(encoder)
         classes = sorted(set(labels))
         index = {label: i for i, label in enumerate(classes)}
         held = [row for fold in folds for row in fold.rows]
@@ -287,6 +341,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.temperature_ = fit_temperature(raw, gold)
         multilingual = _multilingual(prototype)
         foreign_scores: RoutingScores | None = None
+        foreign_gate: np.ndarray | None = None
         if multilingual:
             english = [row for row in held if languages[row] == ENGLISH]
             translated: dict[str, list[str]] = {}
@@ -330,6 +385,16 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     [classes[i] for i in foreign_gold],
                     desk_of,
                 )
+                if detector is not None:
+                    # Scored as written in the other language, as the router scores it.
+                    foreign_gate = np.concatenate(
+                        [
+                            _gate_by_folds(
+                                detector, folds, texts, out_of_scope, in_language(version)
+                            )
+                            for version in translated.values()
+                        ]
+                    )
                 self.foreign_calibration_ = "apertium:" + ",".join(translated)
                 step("foreign text read by " + "+".join(member_name(prototype[i]) for i in chosen))
             else:
@@ -338,7 +403,11 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         in_scope = routing_scores(
             scale(raw, self.temperature_), classes, [labels[r] for r in held], desk_of
         )
-        scores = in_scope
+        outside: RoutingScores | None = None
+        in_gate = out_gate = None
+        # Small data (calibrated by folds) is judged by its precision's lower bound; a split of
+        # larger data holds enough points for the share itself.
+        bound = PRECISION_BOUND_Z if len(folds) > 1 else 0.0
         if out_of_scope:
             # Any desk is the wrong desk for these: routing one counts against precision. Each
             # fold's members read them all; together they count once.
@@ -350,27 +419,82 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             if out_of_scope_share is not None:
                 share = out_of_scope_share
                 weight *= share / (1 - share) * len(in_scope.confidence) / len(out_of_scope)
-            scores = RoutingScores(
-                np.concatenate([in_scope.confidence, outside.confidence]),
-                np.concatenate([in_scope.correct, outside.correct]),
-                np.concatenate(
-                    [np.ones(len(in_scope.confidence)), np.full(len(outside.confidence), weight)]
-                ),
+            outside = RoutingScores(
+                outside.confidence, outside.correct, np.full(len(outside.confidence), weight)
             )
-        self.threshold_ = choose_threshold(scores, self.target_precision, PRECISION_BOUND_Z)
-        self.expected_["native"] = expect(in_scope, self.threshold_)
+            if detector is not None:
+                in_gate = _gate_by_folds(
+                    detector, folds, texts, out_of_scope, lambda fold: [texts[r] for r in fold.rows]
+                )
+                # Each off-topic message against all the training text and the other
+                # off-topic messages; the same score for each fold's reading of it.
+                off = detector.embed(out_of_scope)
+                alone = off_topic_score(
+                    off,
+                    detector.embed(texts),
+                    off,
+                    detector.k,
+                    exclude_off_topic=np.arange(len(off)),
+                )
+                out_gate = np.tile(alone, len(folds))
+                self.off_topic_auroc_ = float(
+                    roc_auc_score(
+                        np.r_[np.zeros(len(in_gate)), np.ones(len(alone))],
+                        np.r_[in_gate, alone],
+                    )
+                )
+        gate = choose_gate(in_scope, in_gate, outside, out_gate, self.target_precision, bound)
+        self.threshold_ = gate.threshold
+        self.off_topic_threshold_ = gate.off_topic
+        passing = None if in_gate is None or gate.off_topic is None else in_gate <= gate.off_topic
+        self.expected_["native"] = expect(in_scope, self.threshold_, passing)
         step(
             f"temperature {self.temperature_:.2f}; triage threshold {self.threshold_:.3f} "
             f"meets {self.target_precision:.0%} precision on validation; expected: "
             + self.expected_["native"].describe()
         )
+        if outside is not None:
+            leaked = outside.confidence >= self.threshold_
+            if out_gate is not None and gate.off_topic is not None:
+                leaked &= out_gate <= gate.off_topic
+            self.expected_["off_topic"] = Expectation(
+                len(out_of_scope), round(leaked.sum() / len(folds)), 0
+            )
+            if self.off_topic_auroc_ is not None:
+                step(
+                    f"off-topic score: AUROC {self.off_topic_auroc_:.3f}; "
+                    + (
+                        "no gate routes more"
+                        if gate.off_topic is None
+                        else f"gate {gate.off_topic:.3f} lets {gate.pass_rate:.1%} of "
+                        "in-scope text through"
+                    )
+                    + f"; {1 - self.expected_['off_topic'].routed_share:.1%} of off-topic "
+                    "examples held back"
+                )
         if foreign_scores is not None:
             # Off-topic messages are judged on English above; foreign text gets no lower a bar.
+            # Its gate lets the same share of in-scope text through as the native one: foreign
+            # text lies further from the training examples, off-topic or not.
+            foreign_passing = None
+            if foreign_gate is not None and gate.off_topic is not None:
+                self.foreign_off_topic_threshold_ = float(np.quantile(foreign_gate, gate.pass_rate))
+                foreign_passing = foreign_gate <= self.foreign_off_topic_threshold_
+            kept = (
+                foreign_scores
+                if foreign_passing is None
+                else RoutingScores(
+                    foreign_scores.confidence[foreign_passing],
+                    foreign_scores.correct[foreign_passing],
+                )
+            )
             self.foreign_threshold_ = max(
                 self.threshold_,
-                choose_threshold(foreign_scores, self.target_precision, PRECISION_BOUND_Z),
+                choose_threshold(kept, self.target_precision, bound),
             )
-            self.expected_["foreign"] = expect(foreign_scores, self.foreign_threshold_)
+            self.expected_["foreign"] = expect(
+                foreign_scores, self.foreign_threshold_, foreign_passing
+            )
             step(
                 f"foreign text: temperature {self.foreign_temperature_:.2f}, threshold "
                 f"{self.foreign_threshold_:.3f} ({self.target_precision:.0%} precision on the "
@@ -454,6 +578,20 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         output[~native] = combined
         return output
 
+    def off_topic_scores(
+        self, texts: Sequence[str], originals: Sequence[str | None] | None = None
+    ) -> np.ndarray | None:
+        """How off-topic each text looks (higher: more), None without a detector. A machine
+        translation is judged by what was written (``originals``), as foreign text was
+        calibrated: as written in its language."""
+        if self.off_topic_ is None:
+            return None
+        read = [
+            original if original is not None else text
+            for text, original in zip(texts, originals or [None] * len(texts), strict=True)
+        ]
+        return self.off_topic_.score(read)
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
         return predicted
@@ -483,6 +621,13 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         state.setdefault("cv", "split")
         state.setdefault("expected_", {})
         state.setdefault("calibration_", "held-out split (unrecorded size)")
+        for learned in (
+            "off_topic_",
+            "off_topic_threshold_",
+            "foreign_off_topic_threshold_",
+            "off_topic_auroc_",
+        ):
+            state.setdefault(learned, None)
         self.__dict__.update(state)
 
 
@@ -530,9 +675,11 @@ def build_model(
     epochs: int = 4,
     encoder: str = "multilingual-e5-small",
     target_precision: float = 0.97,
+    cv: int | str = "auto",
 ) -> CalibratedEnsemble:
     """A fresh, unfitted model of ``kind``; ``encoder`` names the transformer encoder its e5
-    and fine-tuned members read (``encoders.encoder_name``)."""
+    and fine-tuned members read (``encoders.encoder_name``); ``cv``: what its calibration
+    rests on (``calibration_folds``)."""
 
     def use(reads_native: bool = True) -> EmbeddingClassifier:
         # C measured on Banking77. In the ensembles it reads only text not written in English:
@@ -565,4 +712,4 @@ def build_model(
         ]
     else:
         raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")
-    return CalibratedEnsemble(members, target_precision=target_precision, random_state=seed)
+    return CalibratedEnsemble(members, target_precision=target_precision, random_state=seed, cv=cv)

@@ -17,6 +17,12 @@ class CalibratedModel(Protocol):
     native_languages_: list[str]
     threshold_: float
     foreign_threshold_: float | None
+    off_topic_threshold_: float | None
+    foreign_off_topic_threshold_: float | None
+
+    def off_topic_scores(
+        self, texts: Sequence[str], originals: Sequence[str | None] | None = None
+    ) -> np.ndarray | None: ...
 
     def predict_proba_by_language(
         self,
@@ -71,6 +77,26 @@ class TextClassifier:
         """The same for foreign text, chosen on translated validation; never lower."""
         chosen = self.model.foreign_threshold_
         return self.threshold if chosen is None else float(chosen)
+
+    @property
+    def off_topic_threshold(self) -> float | None:
+        """The off-topic score above which a text goes to triage (None: no gate)."""
+        chosen = self.model.off_topic_threshold_
+        return None if chosen is None else float(chosen)
+
+    @property
+    def foreign_off_topic_threshold(self) -> float | None:
+        """The same for foreign text, which lies further from the training examples."""
+        chosen = self.model.foreign_off_topic_threshold_
+        return self.off_topic_threshold if chosen is None else float(chosen)
+
+    def off_topic(
+        self, texts: Sequence[str], originals: Sequence[str | None] | None = None
+    ) -> np.ndarray | None:
+        """How off-topic each text looks, None when the model has no detector."""
+        if self.off_topic_threshold is None:
+            return None
+        return self.model.off_topic_scores(texts, originals)
 
     def probabilities(
         self,

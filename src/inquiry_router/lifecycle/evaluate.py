@@ -99,7 +99,7 @@ def evaluate_model(
         done.probabilities,
         classifier.classes,
         gold,
-        pipeline.route(done.probabilities, done.readings),
+        pipeline.route_read(done),
         threshold,
         desk_map,
     )
@@ -107,7 +107,7 @@ def evaluate_model(
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
         outside = pipeline.read([InquiryText(t) for t in out_of_scope])
-        record_out_of_scope(evaluation, pipeline.route(outside.probabilities, outside.readings))
+        record_out_of_scope(evaluation, pipeline.route_read(outside))
     with tempfile.TemporaryDirectory() as scratch:
         files = write_report(
             evaluation, done.probabilities, classifier.classes, gold, Path(scratch)

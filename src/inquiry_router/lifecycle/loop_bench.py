@@ -54,7 +54,7 @@ def _score(settings: Settings, version: str, left_out: str, desk_map: DeskMap) -
     test = load_banking77(DatasetStore(settings)).test
     assert test is not None
     done = pipeline.read([InquiryText(text) for text in test["text"]])
-    routed = pipeline.route(done.probabilities, done.readings)
+    routed = pipeline.route_read(done)
     gold = test["label"].to_numpy()
     right_desk = np.array([desk_map.desk_for(g) for g in gold])
     best = np.array([desk_map.desk_for(p.intent) for p, _ in routed])

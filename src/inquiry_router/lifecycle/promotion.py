@@ -132,7 +132,7 @@ def _figures(
     """One model on the comparison data, read and routed as the service reads and routes."""
     pipeline = assemble(settings, classifier, desk_map)
     done = pipeline.read([InquiryText(text) for text in texts])
-    routed = pipeline.route(done.probabilities, done.readings)
+    routed = pipeline.route_read(done)
     triage = desk_map.triage_desk
     gold_desks = np.array([desk_map.desk_for(g) or triage for g in gold])
     best = np.array([desk_map.desk_for(p.intent) or triage for p, _ in routed])
@@ -153,7 +153,7 @@ def _figures(
     off = None
     if off_topic:
         outside = pipeline.read([InquiryText(text) for text in off_topic])
-        routed_off = pipeline.route(outside.probabilities, outside.readings)
+        routed_off = pipeline.route_read(outside)
         off = float(np.mean([not r.auto_routed for _, r in routed_off]))
     return ModelFigures(
         version=classifier.ref.version,

@@ -59,9 +59,8 @@ class OutOfScope:
     test: list[str]
     source: str
     lineage: dict[str, str]
-    # Background examples count as this share of the validation traffic; the data's own `oos`
-    # rows (None) count one each, as they came.
-    share: float | None = None
+    # They count as this share of the validation traffic, however many there are.
+    share: float
 
 
 def out_of_scope_for(
@@ -75,10 +74,10 @@ def out_of_scope_for(
     without any, the threshold is chosen on in-scope messages alone, which all look routable
     (Banking77: the threshold fell to 0.31 and 89 % of off-topic queries reached a desk)."""
     if own_tuning:
-        return OutOfScope(own_tuning, own_test, "training data", {})
+        return OutOfScope(own_tuning, own_test, "training data", {}, settings.off_topic_share)
     if settings.background_out_of_scope == "none":
         step("no out-of-scope examples: the threshold only weighs in-scope mistakes")
-        return OutOfScope([], own_test, "none", {})
+        return OutOfScope([], own_test, "none", {}, settings.off_topic_share)
     try:
         background = load_clinc150_out_of_scope(store)
     except DatasetError as error:
@@ -86,7 +85,7 @@ def out_of_scope_for(
             f"warning: no background out-of-scope examples ({error}); the threshold only "
             "weighs in-scope mistakes"
         )
-        return OutOfScope([], own_test, f"none ({str(error)[:200]})", {})
+        return OutOfScope([], own_test, f"none ({str(error)[:200]})", {}, settings.off_topic_share)
     step(
         f"background out-of-scope examples: {background.name}, {len(background.tuning)} to "
         f"choose the threshold, {len(background.test)} to test it"
@@ -96,7 +95,7 @@ def out_of_scope_for(
         own_test or background.test,
         background.name,
         {f"out_of_scope.{key}": value for key, value in background.lineage.items()},
-        settings.background_out_of_scope_share,
+        settings.off_topic_share,
     )
 
 
@@ -118,6 +117,7 @@ class TrainingReport:
     calibration: str = ""  # what the thresholds were chosen on
     # Per language group (native, foreign): the routed share and precision calibration expects.
     expected: dict[str, Expectation] = field(default_factory=dict)
+    off_topic_auroc: float | None = None  # how well the off-topic score separates them
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
@@ -309,7 +309,9 @@ def train(
     )
     started = time.perf_counter()
     step(f"training {kind}")
-    estimator = build_model(kind, seed, epochs, encoder, settings.target_precision).fit(
+    estimator = build_model(
+        kind, seed, epochs, encoder, settings.target_precision, settings.calibration_cv
+    ).fit(
         train_frame["text"].tolist(),
         train_frame["label"].tolist(),
         languages=text_languages,
@@ -329,20 +331,28 @@ def train(
         settings, TextClassifier(estimator, ModelRef(model_name, "new", "")), desk_map
     )
     classes = pipeline.classifier.classes
-    probabilities = estimator.predict_proba(test_frame["text"].tolist())
+    test_texts = test_frame["text"].tolist()
+    probabilities = estimator.predict_proba(test_texts)
     gold = test_frame["label"].tolist()
     evaluation = evaluate(
         probabilities,
         classes,
         gold,
-        pipeline.route(probabilities, [Reading.NATIVE] * len(gold)),
+        pipeline.route(
+            probabilities, [Reading.NATIVE] * len(gold), estimator.off_topic_scores(test_texts)
+        ),
         pipeline.router.threshold,
         desk_map,
     )
     if out_of_scope_test:
         outside = estimator.predict_proba(out_of_scope_test)
         record_out_of_scope(
-            evaluation, pipeline.route(outside, [Reading.NATIVE] * len(out_of_scope_test))
+            evaluation,
+            pipeline.route(
+                outside,
+                [Reading.NATIVE] * len(out_of_scope_test),
+                estimator.off_topic_scores(out_of_scope_test),
+            ),
         )
 
     step("logging the run and registering the model in MLflow")
@@ -371,7 +381,12 @@ def train(
         "out_of_scope.source": out_of_scope.source,
         "out_of_scope.n_tuning": len(out_of_scope_train),
         "out_of_scope.n_test": len(out_of_scope_test),
-        "out_of_scope.share": out_of_scope.share if out_of_scope.share is not None else "as given",
+        "out_of_scope.share": out_of_scope.share,
+        "off_topic_threshold": (
+            "none"
+            if estimator.off_topic_threshold_ is None
+            else round(estimator.off_topic_threshold_, 4)
+        ),
         "target_precision": settings.target_precision,
         "multilingual_calibration": estimator.foreign_calibration_,
         "calibration": estimator.calibration_,
@@ -442,6 +457,7 @@ def train(
         native_languages=tuple(native_languages),
         calibration=estimator.calibration_,
         expected=dict(estimator.expected_),
+        off_topic_auroc=estimator.off_topic_auroc_,
     )
 
 
@@ -451,6 +467,8 @@ def expected_metrics(estimator: CalibratedEnsemble) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for group, expectation in estimator.expected_.items():
         metrics |= expectation.as_metrics(f"expected.{group}")
+    if estimator.off_topic_auroc_ is not None:
+        metrics["off_topic_auroc"] = estimator.off_topic_auroc_
     return metrics
 
 
