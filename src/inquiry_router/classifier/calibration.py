@@ -318,5 +318,7 @@ def expect(
 
 
 def _wilson(successes: int, trials: int) -> tuple[float, float]:
+    if trials == 0:
+        return 0.0, 1.0  # nothing to go on
     interval = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
     return float(interval.low), float(interval.high)
