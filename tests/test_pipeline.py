@@ -81,7 +81,7 @@ def test_an_undetermined_greeting_goes_to_triage_by_the_stricter_foreign_gate(
         pipeline.router.off_topic_threshold,
     )
     assert gate is not None and native_gate is not None and gate > native_gate
-    assert decision.reason.startswith("looks off-topic") and f"> {gate:.2f}" in decision.reason
+    assert decision.reason.startswith("looks off-topic") and f"> {gate:.3f}" in decision.reason
 
 
 def test_a_message_unlike_every_intent_goes_to_triage_as_off_topic(pipeline: Pipeline) -> None:

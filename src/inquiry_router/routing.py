@@ -252,7 +252,7 @@ class Router:
                 desk_confidence=desk_confidence,
                 auto_routed=False,
                 reason=f"looks off-topic: unlike the examples of every intent (off-topic score "
-                f"{off_topic:.2f} > {gate:.2f}; {detail})",
+                f"{off_topic:.3f} > {gate:.3f}; {detail})",
                 candidates=candidates,
             )
         threshold = self.threshold_for(best_desk, foreign)
