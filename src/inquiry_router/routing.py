@@ -246,14 +246,15 @@ class Router:
             )
         detail = f"best desk {best_desk}, intent {prediction.intent} {prediction.confidence:.2f}"
         gate = self.foreign_off_topic_threshold if foreign else self.off_topic_threshold
+
+        def to_triage(reason: str) -> tuple[Prediction, Routing]:
+            triage = self.desk_map.triage_desk
+            return prediction, Routing(triage, desk_confidence, False, reason, candidates)
+
         if off_topic is not None and gate is not None and off_topic > gate:
-            return prediction, Routing(
-                desk=self.desk_map.triage_desk,
-                desk_confidence=desk_confidence,
-                auto_routed=False,
-                reason=f"looks off-topic: unlike the examples of every intent (off-topic score "
-                f"{off_topic:.3f} > {gate:.3f}; {detail})",
-                candidates=candidates,
+            return to_triage(
+                f"looks off-topic: unlike the examples of every intent (off-topic score "
+                f"{off_topic:.3f} > {gate:.3f}; {detail})"
             )
         threshold = self.threshold_for(best_desk, foreign)
         which = (
@@ -262,13 +263,8 @@ class Router:
             else "threshold"
         )
         if desk_confidence < threshold:
-            return prediction, Routing(
-                desk=self.desk_map.triage_desk,
-                desk_confidence=desk_confidence,
-                auto_routed=False,
-                reason=f"desk confidence {desk_confidence:.2f} < triage {which} {threshold:.2f} "
-                f"({detail})",
-                candidates=candidates,
+            return to_triage(
+                f"desk confidence {desk_confidence:.2f} < triage {which} {threshold:.2f} ({detail})"
             )
         return prediction, Routing(
             desk=best_desk,

@@ -150,26 +150,32 @@ def _detector_encoder(members: Sequence[Any]) -> str | None:
 
 
 def _gate_by_folds(
-    detector: OffTopicDetector,
     folds: Sequence[Fold],
-    texts: list[str],
-    off_topic: list[str],
-    texts_of: Callable[[Fold], list[str]],
+    training: np.ndarray,
+    off_topic: np.ndarray,
+    k: int,
+    embedded: Callable[[Fold], np.ndarray],
 ) -> np.ndarray:
-    """Off-topic scores of each fold's texts against the training text that fold learned from
-    (and every off-topic example), folds one after another."""
-    everything = detector.embed(texts)
-    references = detector.embed(off_topic)
-    parts = []
-    for fold in folds:
-        chosen = texts_of(fold)
-        if chosen:
-            parts.append(
-                off_topic_score(
-                    detector.embed(chosen), everything[fold.fitted], references, detector.k
-                )
-            )
+    """Off-topic scores of each fold's texts (``embedded``) against the embedded ``training``
+    rows that fold learned from and every ``off_topic`` example, folds one after another."""
+    parts = [
+        off_topic_score(queries, training[fold.fitted], off_topic, k)
+        for fold in folds
+        if len(queries := embedded(fold))
+    ]
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _embedded_by(
+    detector: OffTopicDetector, texts_of: Callable[[Fold], list[str]]
+) -> Callable[[Fold], np.ndarray]:
+    """A fold's texts (``texts_of``), embedded; none: an empty array."""
+
+    def embedded(fold: Fold) -> np.ndarray:
+        texts = texts_of(fold)
+        return detector.embed(texts) if texts else np.zeros((0, 0))
+
+    return embedded
 
 
 def _native_members(members: Sequence[Any]) -> list[Any]:
@@ -329,6 +335,9 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         main = self.native_languages_[0]
         encoder = _detector_encoder(self.members)
         detector = None if encoder is None or not out_of_scope else OffTopicDetector(encoder)
+        if detector is not None:  # each text embedded once, for every fold's scores
+            training_embedded = detector.embed(texts)
+            off_topic_embedded = detector.embed(out_of_scope)
         classes = sorted(set(labels))
         index = {label: i for i, label in enumerate(classes)}
         held = [row for fold in folds for row in fold.rows]
@@ -390,7 +399,11 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     foreign_gate = np.concatenate(
                         [
                             _gate_by_folds(
-                                detector, folds, texts, out_of_scope, in_language(version)
+                                folds,
+                                training_embedded,
+                                off_topic_embedded,
+                                detector.k,
+                                _embedded_by(detector, in_language(version)),
                             )
                             for version in translated.values()
                         ]
@@ -424,17 +437,20 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
             if detector is not None:
                 in_gate = _gate_by_folds(
-                    detector, folds, texts, out_of_scope, lambda fold: [texts[r] for r in fold.rows]
+                    folds,
+                    training_embedded,
+                    off_topic_embedded,
+                    detector.k,
+                    lambda fold: training_embedded[fold.rows],
                 )
                 # Each off-topic message against all the training text and the other
                 # off-topic messages; the same score for each fold's reading of it.
-                off = detector.embed(out_of_scope)
                 alone = off_topic_score(
-                    off,
-                    detector.embed(texts),
-                    off,
+                    off_topic_embedded,
+                    training_embedded,
+                    off_topic_embedded,
                     detector.k,
-                    exclude_off_topic=np.arange(len(off)),
+                    exclude_off_topic=np.arange(len(off_topic_embedded)),
                 )
                 out_gate = np.tile(alone, len(folds))
                 self.off_topic_auroc_ = float(

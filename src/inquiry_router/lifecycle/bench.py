@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -19,6 +19,9 @@ from ..domain import InquiryText, ModelRef, Reading, reading_for
 from ..language import BACKENDS, LanguageDetector, make_backend
 from ..pipeline import assemble, build_detector, build_pipeline, warm_up
 from ..translation import build_translator
+
+if TYPE_CHECKING:
+    from ..classifier.models import CalibratedEnsemble
 
 Progress = Callable[[str], None]
 
@@ -196,16 +199,10 @@ def bench_untranslated_routing(
     above the model's triage threshold, its foreign-text one for text not written in English)
     with the precision of those."""
     from ..classifier import TextClassifier
-    from ..classifier.encoders import encoder_name, pin_configured_encoder
-    from ..classifier.kinds import needs_e5
-    from ..classifier.models import build_model
     from ..routing import DeskMap
     from .training import out_of_scope_for, translated_validation
 
-    encoder = encoder_name(settings.encoder)
-    if needs_e5(kind):
-        encoder, source = pin_configured_encoder(settings)
-        progress(f"encoder: {encoder} from {source.source}")
+    encoder = _recipe_encoder(settings, kind, progress)
     translator = build_translator(settings)
     store = DatasetStore(settings)
     english = load_xsid(store, "en")
@@ -235,12 +232,7 @@ def bench_untranslated_routing(
     for fold in range(folds):
         progress(f"fold {fold + 1}/{folds}")
         train_ids = [i for i in fold_of if fold_of[i] != fold]
-        model = build_model(
-            kind,
-            encoder=encoder,
-            target_precision=settings.target_precision,
-            cv=settings.calibration_cv,
-        ).fit(
+        model = _recipe_model(settings, kind, encoder).fit(
             [english[i].text for i in train_ids],
             [english[i].intent for i in train_ids],
             out_of_scope=out_of_scope.tuning,
@@ -314,24 +306,13 @@ def bench_off_topic(
 
     from ..classifier import TextClassifier
     from ..classifier.calibration import PASS_RATES
-    from ..classifier.encoders import pin_configured_encoder
-    from ..classifier.kinds import needs_e5
-    from ..classifier.models import build_model
     from ..datasets import load_banking77_oos
     from ..routing import DeskMap
 
-    encoder = settings.encoder
-    if needs_e5(kind):
-        encoder, source = pin_configured_encoder(settings)
-        progress(f"encoder: {encoder} from {source.source}")
+    encoder = _recipe_encoder(settings, kind, progress)
     data = load_banking77_oos(DatasetStore(settings))
     started = time.perf_counter()
-    model = build_model(
-        kind,
-        encoder=encoder,
-        target_precision=settings.target_precision,
-        cv=settings.calibration_cv,
-    ).fit(
+    model = _recipe_model(settings, kind, encoder).fit(
         data.train["text"].tolist(),
         data.train["label"].tolist(),
         out_of_scope=data.in_domain_train,
@@ -352,10 +333,8 @@ def bench_off_topic(
     read = {
         name: pipeline.read([InquiryText(text) for text in texts]) for name, texts in groups.items()
     }
-    routed = {
-        name: np.array([r.auto_routed for _, r in pipeline.route_read(done)])
-        for name, done in read.items()
-    }
+    routings = {name: [r for _, r in pipeline.route_read(done)] for name, done in read.items()}
+    routed = {name: np.array([r.auto_routed for r in each]) for name, each in routings.items()}
     gold = data.valid["label"].to_numpy()
     predicted = np.asarray(model.classes_)[read["in-scope"].probabilities.argmax(1)]
     right = predicted == gold
@@ -386,10 +365,8 @@ def bench_off_topic(
                 )
             )
         confident = {
-            name: np.array(
-                [r.desk_confidence >= model.threshold_ for _, r in pipeline.route_read(done)]
-            )
-            for name, done in read.items()
+            name: np.array([r.desk_confidence >= model.threshold_ for r in each])
+            for name, each in routings.items()
         }
         for rate in PASS_RATES:
             gate = float(np.quantile(inside, rate)) if rate < 1 else np.inf
@@ -406,3 +383,27 @@ def bench_off_topic(
             )
     result["curve"] = curve
     return result
+
+
+def _recipe_encoder(settings: Settings, kind: str, progress: Progress) -> str:
+    """The transformer encoder a model of ``kind`` reads, pinned as training pins it."""
+    from ..classifier.encoders import encoder_name, pin_configured_encoder
+    from ..classifier.kinds import needs_e5
+
+    if not needs_e5(kind):
+        return encoder_name(settings.encoder)
+    encoder, source = pin_configured_encoder(settings)
+    progress(f"encoder: {encoder} from {source.source}")
+    return encoder
+
+
+def _recipe_model(settings: Settings, kind: str, encoder: str) -> CalibratedEnsemble:
+    """An unfitted model of ``kind`` with the settings ``train`` gives it."""
+    from ..classifier.models import build_model
+
+    return build_model(
+        kind,
+        encoder=encoder,
+        target_precision=settings.target_precision,
+        cv=settings.calibration_cv,
+    )
