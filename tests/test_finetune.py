@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inquiry_router.classifier.encoders import shared_encoder
-from inquiry_router.classifier.finetune import FineTunedEncoderClassifier
+from inquiry_router.classifier.finetune import MAX_STEPS, FineTunedEncoderClassifier, planned_steps
 from inquiry_router.domain import InquiryText
 from inquiry_router.lifecycle.training import train
 from inquiry_router.pipeline import build_pipeline
@@ -85,3 +85,46 @@ def test_a_model_from_the_all_layers_version_asks_to_be_retrained() -> None:
     del old.trainable_layers  # as a model pickled before the parameter existed loads
     with pytest.raises(ValueError, match="retrain it"):
         old.predict_proba(["I lost my card"])
+
+
+def test_fine_tuning_stops_at_its_step_budget_however_large_the_data() -> None:
+    # Banking77's 10,003 examples keep their four epochs; a set half again as large does not
+    # take half again as long, and no example goes unseen.
+    assert planned_steps(10_003, 32, 4, MAX_STEPS) == 1_252
+    assert planned_steps(15_000, 32, 4, MAX_STEPS) == MAX_STEPS
+    assert planned_steps(100_000, 32, 4, MAX_STEPS) == 3_125  # one pass
+    assert planned_steps(100_000, 32, 4, None) == 12_500
+
+
+def test_a_capped_fit_takes_only_its_steps(e5_folder: Path) -> None:
+    model = FineTunedEncoderClassifier(trainable_layers=1, epochs=8, batch_size=4, max_steps=5)
+    model.fit(TEXTS, LABELS)
+    assert model.epochs_ == 2.5  # 5 steps of 2 per epoch, not 8 epochs
+    # Models saved before the cap load with every epoch run, as they were trained.
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    state.pop("max_steps")
+    old = FineTunedEncoderClassifier.__new__(FineTunedEncoderClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["max_steps"] is None
+
+
+def test_a_training_runs_the_frozen_layers_once_per_text(e5_folder: Path) -> None:
+    encoder = shared_encoder("multilingual-e5-small")
+    passes: list[int] = []
+    original = encoder._encode
+
+    def counted(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        passes.append(len(texts))
+        return original(texts, *args, **kwargs)
+
+    encoder._encode = counted
+    try:
+        with encoder.keeping_token_states():
+            first = encoder.token_states(TEXTS[:6], 8)
+            again = encoder.token_states(TEXTS, 8)  # six known, two new
+        assert passes == [6, 2]
+        assert all(a is b for a, b in zip(first, again[:6], strict=True))
+        encoder.token_states(TEXTS, 8)  # closed: nothing kept for a serving process
+        assert passes == [6, 2, 8] and encoder._states is None
+    finally:
+        del encoder._encode

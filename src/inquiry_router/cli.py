@@ -237,6 +237,11 @@ def train(
     if report.use_source:
         table.add_row("encoder (USE)", report.use_source)
     table.add_row("training time", f"{report.train_seconds:.1f} s")
+    if report.expected_seconds is not None:
+        table.add_row(
+            "expected, said before it began",
+            f"{report.expected_seconds / 60:.1f} min, evaluation included",
+        )
     table.add_row("MLflow run", registered.run_id)
     if registered.is_champion:
         table.add_row("@champion", "yes")

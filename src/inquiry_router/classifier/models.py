@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,6 +270,32 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.off_topic_threshold_: float | None = None
         self.foreign_off_topic_threshold_: float | None = None
         self.off_topic_auroc_: float | None = None
+        tuned = {m.encoder for m in self.members if isinstance(m, FineTunedEncoderClassifier)}
+        with ExitStack() as kept:
+            for name in tuned:  # their frozen layers run once per text, not once per fit
+                kept.enter_context(shared_encoder(name).keeping_token_states())
+            return self._fit(
+                texts,
+                labels,
+                each,
+                desk_of,
+                list(out_of_scope),
+                out_of_scope_share,
+                translate_validation,
+                step,
+            )
+
+    def _fit(
+        self,
+        texts: list[str],
+        labels: list[str],
+        each: list[str],
+        desk_of: Mapping[str, str] | None,
+        out_of_scope: list[str],
+        out_of_scope_share: float | None,
+        translate_validation: TranslateValidation | None,
+        step: Callable[[str], None],
+    ) -> CalibratedEnsemble:
         folds = calibration_folds(labels, self.random_state, self.cv, self.validation_fraction)
         if folds:
             held = sum(len(rows) for _, rows in folds)
@@ -300,7 +327,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 labels,
                 each,
                 desk_of,
-                list(out_of_scope),
+                out_of_scope,
                 out_of_scope_share,
                 translate_validation,
                 step,
@@ -313,7 +340,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.off_topic_threshold_ is not None:
             encoder = _detector_encoder(self.members)
             assert encoder is not None
-            self.off_topic_ = OffTopicDetector(encoder).fit(texts, list(out_of_scope))
+            self.off_topic_ = OffTopicDetector(encoder).fit(texts, out_of_scope)
         return self
 
     def _calibrate(

@@ -19,15 +19,16 @@ import pandas as pd
 
 from .. import __version__
 from ..classifier import DEFAULT_KIND, MODEL_KINDS, TextClassifier
-from ..classifier.calibration import Expectation
+from ..classifier.calibration import Expectation, calibration_folds
 from ..classifier.encoders import (
     USE_NAME,
     EncoderError,
     UniversalSentenceEncoder,
     encoder_name,
     pin_configured_encoder,
+    shared_encoder,
 )
-from ..classifier.kinds import needs_e5, reads_tfidf
+from ..classifier.kinds import ModelKind, needs_e5, reads_tfidf
 from ..classifier.models import CalibratedEnsemble, build_model, member_name
 from ..classifier.tfidf import DEFAULT_PARAMS
 from ..config import SOURCE_ROOT, Settings
@@ -45,6 +46,7 @@ from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .corrections import SOURCE as CORRECTIONS
 from .corrections import load_corrections
+from .duration import TrainingTime, describe, encoder_speed, estimate
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
 from .promotion import Comparison, PromotionError, promote_if_better
 from .sources import TrainingError, assemble_data
@@ -118,6 +120,7 @@ class TrainingReport:
     # Per language group (native, foreign): the routed share and precision calibration expects.
     expected: dict[str, Expectation] = field(default_factory=dict)
     off_topic_auroc: float | None = None  # how well the off-topic score separates them
+    expected_seconds: float | None = None  # what it was expected to take, said before it began
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
@@ -234,6 +237,40 @@ def _corrections_source(settings: Settings, step: Callable[[str], None]) -> Labe
     return data.as_source()
 
 
+def _expected_time(
+    settings: Settings,
+    kind: str,
+    encoder: str,
+    epochs: int,
+    seed: int,
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    out_of_scope: OutOfScope,
+    step: Callable[[str], None],
+) -> TrainingTime:
+    """How long an encoder kind should take to train here, said before it starts."""
+    labels = train_frame["label"].astype(str).tolist()
+    folds = calibration_folds(labels, seed, settings.calibration_cv)
+    held = sum(len(rows) for _, rows in folds)
+    n_read = (
+        len(test_frame)
+        + len(out_of_scope.tuning)
+        + len(out_of_scope.test)
+        + len(CALIBRATION_LANGUAGES) * held  # translated for the foreign-text calibration
+    )
+    speed = encoder_speed(shared_encoder(encoder), train_frame["text"].tolist())
+    n_classes = len(set(labels))
+
+    def of(chosen: str) -> TrainingTime:
+        sizes = [len(fit) for fit, _ in folds]
+        return estimate(chosen, len(labels), n_classes, n_read, sizes, speed, epochs=epochs)
+
+    expected = of(kind)
+    tuned = kind in (ModelKind.FINETUNE, ModelKind.ENSEMBLE_FINETUNE)
+    step(describe(expected, of(ModelKind.ENSEMBLE) if tuned else None))
+    return expected
+
+
 def train(
     settings: Settings,
     sources: Sequence[str],
@@ -306,6 +343,13 @@ def train(
 
     languages, native_languages, text_languages = _training_languages(
         settings, train_frame["text"].tolist(), step
+    )
+    expected_time = (
+        _expected_time(
+            settings, kind, encoder, epochs, seed, train_frame, test_frame, out_of_scope, step
+        )
+        if needs_e5(kind)
+        else None
     )
     started = time.perf_counter()
     step(f"training {kind}")
@@ -427,6 +471,11 @@ def train(
                 **evaluation.as_metrics(),
                 **expected_metrics(estimator),
                 "train_seconds": train_seconds,
+                **(
+                    {}
+                    if expected_time is None
+                    else {"expected_train_seconds": expected_time.seconds}
+                ),
             },
             tags=tags,
             datasets={"training": train_frame, "evaluation": test_frame},
@@ -457,6 +506,7 @@ def train(
         native_languages=tuple(native_languages),
         calibration=estimator.calibration_,
         expected=dict(estimator.expected_),
+        expected_seconds=None if expected_time is None else expected_time.seconds,
         off_topic_auroc=estimator.off_topic_auroc_,
     )
 

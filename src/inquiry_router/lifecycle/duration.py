@@ -1,0 +1,104 @@
+"""How long a training will take, said before it starts.
+
+Support leads retrain weekly as corrections grow, so a training should fit in a coffee break
+(``EXPECTED_MINUTES``). The time of the encoder kinds is almost all encoder work and linear
+models, so it is predicted from this machine's own speed, measured on the data about to be
+trained on (a second's encoding, which the training then reuses), and a count of the work:
+
+- every text read (training, held-out, off-topic, the translated validation) passes once
+  through the encoder's frozen layers, and through the fine-tuned layers when there are any;
+- each fine-tuning step costs about one encoder pass per text in its batch (forward and
+  backward through the top four of twelve layers);
+- the linear models (TF-IDF, and the heads over frozen embeddings) grow with examples times
+  intents.
+
+The two constants were measured on a 2-core AMD EPYC (AVX2) training 14,848 examples of 226
+intents (docs/benchmarks.md, training time); elsewhere they scale with the measured speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..classifier.finetune import MAX_STEPS, planned_steps
+from ..classifier.kinds import ModelKind
+
+EXPECTED_MINUTES = 15.0
+BATCH_SIZE = 32  # the fine-tuned member's
+# Encoder passes per (example x intent) in one fit's linear models: TF-IDF's logistic
+# regression and the heads over e5 and USE embeddings (207 s for 12,621 x 226 at 86 texts/s).
+LINEAR_PASSES = 0.0063
+# Reading a text with the four fine-tuned layers on top of the frozen ones.
+TUNED_READ = 4 / 12
+PROBE_TEXTS = 128
+
+
+def encoder_speed(encoder: object, texts: Sequence[str]) -> float:
+    """Texts per second through ``encoder`` (a ``SentenceEncoder``), timed on up to
+    ``PROBE_TEXTS`` of ``texts`` after a few to warm up; the embeddings are remembered, so the
+    training does not encode them again."""
+    sample = list(dict.fromkeys(texts))[: PROBE_TEXTS + 8]
+    encode = encoder.encode  # type: ignore[attr-defined]
+    encode(sample[:8])
+    timed = sample[8:] or sample[:8]
+    started = time.perf_counter()
+    encode(timed)
+    return len(timed) / max(time.perf_counter() - started, 1e-6)
+
+
+@dataclass(frozen=True)
+class TrainingTime:
+    kind: str
+    seconds: float
+    texts_per_second: float
+
+    @property
+    def minutes(self) -> float:
+        return self.seconds / 60
+
+    @property
+    def too_long(self) -> bool:
+        return self.minutes > EXPECTED_MINUTES
+
+
+def estimate(
+    kind: str,
+    n_train: int,
+    n_classes: int,
+    n_read: int,
+    fit_sizes: Sequence[int],
+    texts_per_second: float,
+    epochs: int = 4,
+) -> TrainingTime:
+    """The expected seconds of ``train`` for an encoder kind: ``fit_sizes`` are the examples
+    each calibration fit learns from (the final fit on all ``n_train`` is added), ``n_read``
+    the texts read besides the training ones (held-out, off-topic, translated validation)."""
+    tuned = kind in (ModelKind.FINETUNE, ModelKind.ENSEMBLE_FINETUNE)
+    linear = kind != ModelKind.FINETUNE
+    fits = [*fit_sizes, n_train]
+    passes = (n_train + n_read) * (1 + (TUNED_READ if tuned else 0))
+    if tuned:
+        passes += sum(planned_steps(n, BATCH_SIZE, epochs, MAX_STEPS) for n in fits) * BATCH_SIZE
+    if linear:
+        passes += LINEAR_PASSES * n_classes * sum(fits)
+    return TrainingTime(kind, passes / texts_per_second, texts_per_second)
+
+
+def describe(expected: TrainingTime, alternative: TrainingTime | None) -> str:
+    """One line for the training's progress: the estimate and, when it is over
+    ``EXPECTED_MINUTES``, a warning with the faster kind's estimate."""
+    said = (
+        f"expected to take about {expected.minutes:.0f} minutes on this machine (the encoder "
+        f"reads {expected.texts_per_second:.0f} texts/s here)"
+    )
+    if not expected.too_long:
+        return said
+    faster = (
+        f"; `--kind {alternative.kind}` would take about {alternative.minutes:.0f}, for "
+        "about half a point of accuracy (docs/model.md)"
+        if alternative is not None
+        else ""
+    )
+    return f"warning: {said}, over the {EXPECTED_MINUTES:.0f} a weekly retrain should take{faster}"
