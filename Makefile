@@ -73,7 +73,7 @@ TEST_WORKERS ?= 2
 test: setup lint typecheck
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --durations=15
 
-# The inner loop, under two minutes: lint, types and the fast tests.
+# The inner loop: lint, types and the fast tests (1-3 minutes, by the CPU: CONTRIBUTING.md).
 check: setup lint typecheck
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow" -x -q
 
