@@ -40,6 +40,8 @@ def test_the_default_model_trains_registers_and_serves(encoders_dir: Path, tmp_p
     data = banking77_sample(tmp_path, per_class=10)
     report = train(settings, [str(data)], epochs=1)
     assert report.registered.version == "1" and report.registered.is_champion
+    # The run says how far fine-tuning went: here the one epoch asked for, under the step cap.
+    assert report.registered.metrics["fine_tuning_epochs"] == 1.0
     assert report.evaluation.accuracy > 0.5  # 77 intents from 8 examples each
     assert report.encoder == "multilingual-e5-small"
     params = ModelRegistry(settings).versions(settings.model_name)[0]

@@ -28,6 +28,7 @@ from ..classifier.encoders import (
     pin_configured_encoder,
     shared_encoder,
 )
+from ..classifier.finetune import MAX_STEPS, FineTunedEncoderClassifier
 from ..classifier.kinds import ModelKind, needs_e5, reads_tfidf
 from ..classifier.models import CalibratedEnsemble, build_model, member_name
 from ..classifier.tfidf import DEFAULT_PARAMS
@@ -421,7 +422,7 @@ def train(
         "multilingual_members": "+".join(
             member_name(member) for member in estimator.multilingual_members
         ),
-        **({"epochs": epochs} if "finetune" in kind else {}),
+        **({"epochs": epochs, "fine_tuning.max_steps": MAX_STEPS} if "finetune" in kind else {}),
         "out_of_scope.source": out_of_scope.source,
         "out_of_scope.n_tuning": len(out_of_scope_train),
         "out_of_scope.n_test": len(out_of_scope_test),
@@ -471,6 +472,7 @@ def train(
                 **evaluation.as_metrics(),
                 **expected_metrics(estimator),
                 "train_seconds": train_seconds,
+                **fine_tuning_metrics(estimator),
                 **(
                     {}
                     if expected_time is None
@@ -509,6 +511,13 @@ def train(
         expected_seconds=None if expected_time is None else expected_time.seconds,
         off_topic_auroc=estimator.off_topic_auroc_,
     )
+
+
+def fine_tuning_metrics(estimator: CalibratedEnsemble) -> dict[str, float]:
+    """How far fine-tuning went: fewer than ``epochs`` where the step cap held a large set
+    back (``finetune.MAX_STEPS``)."""
+    tuned = [m for m in estimator.members_ if isinstance(m, FineTunedEncoderClassifier)]
+    return {"fine_tuning_epochs": float(tuned[0].epochs_)} if tuned else {}
 
 
 def expected_metrics(estimator: CalibratedEnsemble) -> dict[str, float]:
