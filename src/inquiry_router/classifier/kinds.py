@@ -27,3 +27,8 @@ def needs_e5(kind: str) -> bool:
 def reads_tfidf(kind: str) -> bool:
     """Whether a kind has the TF-IDF member (its parameters then go into the MLflow run)."""
     return kind in (ModelKind.TFIDF, ModelKind.ENSEMBLE, ModelKind.ENSEMBLE_FINETUNE)
+
+
+def fine_tunes(kind: str) -> bool:
+    """Whether a kind fine-tunes the encoder's top layers (the slow part of its training)."""
+    return kind in (ModelKind.FINETUNE, ModelKind.ENSEMBLE_FINETUNE)

@@ -21,8 +21,8 @@ thresholds and which members read foreign text, from a held-out share of the tra
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,17 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(1)]
         return predicted
+
+
+@contextmanager
+def _frozen_layers_once(members: Sequence[Any]) -> Iterator[None]:
+    """While a training lasts, its fine-tuned members' frozen layers run once per text, not
+    once per fit (``SentenceEncoder.keeping_token_states``)."""
+    tuned = {m.encoder for m in members if isinstance(m, FineTunedEncoderClassifier)}
+    with ExitStack() as kept:
+        for name in tuned:
+            kept.enter_context(shared_encoder(name).keeping_token_states())
+        yield
 
 
 @dataclass(frozen=True)
@@ -270,77 +281,53 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.off_topic_threshold_: float | None = None
         self.foreign_off_topic_threshold_: float | None = None
         self.off_topic_auroc_: float | None = None
-        tuned = {m.encoder for m in self.members if isinstance(m, FineTunedEncoderClassifier)}
-        with ExitStack() as kept:
-            for name in tuned:  # their frozen layers run once per text, not once per fit
-                kept.enter_context(shared_encoder(name).keeping_token_states())
-            return self._fit(
-                texts,
-                labels,
-                each,
-                desk_of,
-                list(out_of_scope),
-                out_of_scope_share,
-                translate_validation,
-                step,
-            )
-
-    def _fit(
-        self,
-        texts: list[str],
-        labels: list[str],
-        each: list[str],
-        desk_of: Mapping[str, str] | None,
-        out_of_scope: list[str],
-        out_of_scope_share: float | None,
-        translate_validation: TranslateValidation | None,
-        step: Callable[[str], None],
-    ) -> CalibratedEnsemble:
-        folds = calibration_folds(labels, self.random_state, self.cv, self.validation_fraction)
-        if folds:
-            held = sum(len(rows) for _, rows in folds)
-            if len(folds) == 1:
-                self.calibration_ = f"held-out {held:,} of {len(texts):,} examples"
-                step(f"fitting on {len(folds[0][0]):,} examples to calibrate on {held:,}")
+        out_of_scope = list(out_of_scope)
+        with _frozen_layers_once(self.members):
+            folds = calibration_folds(labels, self.random_state, self.cv, self.validation_fraction)
+            if folds:
+                held = sum(len(rows) for _, rows in folds)
+                if len(folds) == 1:
+                    self.calibration_ = f"held-out {held:,} of {len(texts):,} examples"
+                    step(f"fitting on {len(folds[0][0]):,} examples to calibrate on {held:,}")
+                else:
+                    self.calibration_ = (
+                        f"{len(folds)}-fold out-of-fold predictions on {held:,} examples"
+                    )
+                    step(
+                        f"calibrating on {len(folds)}-fold out-of-fold predictions: every one of "
+                        f"{held:,} examples read by members that did not learn from it"
+                    )
+                fitted = []
+                for number, (fit_rows, held_rows) in enumerate(folds, 1):
+                    if len(folds) > 1:
+                        step(f"fold {number}/{len(folds)}")
+                    members = [
+                        clone(m).fit([texts[i] for i in fit_rows], [labels[i] for i in fit_rows])
+                        for m in self.members
+                    ]
+                    fitted.append(
+                        Fold(members, [int(i) for i in held_rows], [int(i) for i in fit_rows])
+                    )
+                self._calibrate(
+                    fitted,
+                    texts,
+                    labels,
+                    each,
+                    desk_of,
+                    out_of_scope,
+                    out_of_scope_share,
+                    translate_validation,
+                    step,
+                )
             else:
-                self.calibration_ = (
-                    f"{len(folds)}-fold out-of-fold predictions on {held:,} examples"
-                )
-                step(
-                    f"calibrating on {len(folds)}-fold out-of-fold predictions: every one of "
-                    f"{held:,} examples read by members that did not learn from it"
-                )
-            fitted = []
-            for number, (fit_rows, held_rows) in enumerate(folds, 1):
-                if len(folds) > 1:
-                    step(f"fold {number}/{len(folds)}")
-                members = [
-                    clone(m).fit([texts[i] for i in fit_rows], [labels[i] for i in fit_rows])
-                    for m in self.members
-                ]
-                fitted.append(
-                    Fold(members, [int(i) for i in held_rows], [int(i) for i in fit_rows])
-                )
-            self._calibrate(
-                fitted,
-                texts,
-                labels,
-                each,
-                desk_of,
-                out_of_scope,
-                out_of_scope_share,
-                translate_validation,
-                step,
-            )
-        else:
-            self.calibration_ = "none: too few examples to hold any out"
-        step(f"fitting on all {len(texts):,} examples, {len(set(labels))} intents")
-        self.members_ = [clone(m).fit(texts, labels) for m in self.members]
-        self.classes_ = self.members_[0].classes_
-        if self.off_topic_threshold_ is not None:
-            encoder = _detector_encoder(self.members)
-            assert encoder is not None
-            self.off_topic_ = OffTopicDetector(encoder).fit(texts, out_of_scope)
+                self.calibration_ = "none: too few examples to hold any out"
+            step(f"fitting on all {len(texts):,} examples, {len(set(labels))} intents")
+            self.members_ = [clone(m).fit(texts, labels) for m in self.members]
+            self.classes_ = self.members_[0].classes_
+            if self.off_topic_threshold_ is not None:
+                encoder = _detector_encoder(self.members)
+                assert encoder is not None
+                self.off_topic_ = OffTopicDetector(encoder).fit(texts, out_of_scope)
         return self
 
     def _calibrate(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..classifier.finetune import MAX_STEPS, planned_steps
-from ..classifier.kinds import ModelKind
+from ..classifier.kinds import ModelKind, fine_tunes
 
 EXPECTED_MINUTES = 15.0
 BATCH_SIZE = 32  # the fine-tuned member's
@@ -83,7 +83,7 @@ def estimate(
     """The expected seconds of ``train`` for an encoder kind: ``fit_sizes`` are the examples
     each calibration fit learns from (the final fit on all ``n_train`` is added), ``n_read``
     the texts read besides the training ones (held-out, off-topic, translated validation)."""
-    tuned = kind in (ModelKind.FINETUNE, ModelKind.ENSEMBLE_FINETUNE)
+    tuned = fine_tunes(kind)
     linear = kind != ModelKind.FINETUNE
     fits = [*fit_sizes, n_train]
     passes = (n_train + n_read) * (1 + (TUNED_READ if tuned else 0))

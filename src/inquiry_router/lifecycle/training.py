@@ -29,7 +29,7 @@ from ..classifier.encoders import (
     shared_encoder,
 )
 from ..classifier.finetune import MAX_STEPS, FineTunedEncoderClassifier
-from ..classifier.kinds import ModelKind, needs_e5, reads_tfidf
+from ..classifier.kinds import ModelKind, fine_tunes, needs_e5, reads_tfidf
 from ..classifier.models import CalibratedEnsemble, build_model, member_name
 from ..classifier.tfidf import DEFAULT_PARAMS
 from ..config import SOURCE_ROOT, Settings
@@ -267,8 +267,7 @@ def _expected_time(
         return estimate(chosen, len(labels), n_classes, n_read, sizes, speed, epochs=epochs)
 
     expected = of(kind)
-    tuned = kind in (ModelKind.FINETUNE, ModelKind.ENSEMBLE_FINETUNE)
-    step(describe(expected, of(ModelKind.ENSEMBLE) if tuned else None))
+    step(describe(expected, of(ModelKind.ENSEMBLE) if fine_tunes(kind) else None))
     return expected
 
 
@@ -422,7 +421,7 @@ def train(
         "multilingual_members": "+".join(
             member_name(member) for member in estimator.multilingual_members
         ),
-        **({"epochs": epochs, "fine_tuning.max_steps": MAX_STEPS} if "finetune" in kind else {}),
+        **({"epochs": epochs, "fine_tuning.max_steps": MAX_STEPS} if fine_tunes(kind) else {}),
         "out_of_scope.source": out_of_scope.source,
         "out_of_scope.n_tuning": len(out_of_scope_train),
         "out_of_scope.n_test": len(out_of_scope_test),
