@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from inquiry_router.api import create_app
-from inquiry_router.api.auth import POLICY, Access, routes_of
+from inquiry_router.api.auth import POLICY, Access, RateLimiter, routes_of
 from inquiry_router.store import InquiryStore
 
 from .conftest import ROOT, Keys, make_keys, routed_inquiry, run_cli, settings_for
@@ -299,6 +299,34 @@ def test_intake_is_rate_limited_per_client_address(home: Path) -> None:
         assert sum(limited.app.state.store.status_counts().values()) == 3  # type: ignore[attr-defined]
         # Others are not held back by one address: the desks' API has no such limit.
         assert limited.get("/health").status_code in (200, 503)
+
+
+def test_a_trickle_of_requests_starts_no_thread_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`limits`' memory storage started a timer thread whenever none was running: nearly one
+    per request at 100 requests a second. The limiter still counts, and still refuses."""
+    import threading
+    import time
+
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+
+    def counting(thread: threading.Thread) -> None:
+        started.append(thread)
+        original(thread)
+
+    limiter = RateLimiter("5/second")
+    monkeypatch.setattr(threading.Thread, "start", counting)
+    for _ in range(4):  # each after the previous timer (10 ms) would have ended
+        limiter.check("intake", "10.0.0.1")
+        time.sleep(0.03)
+    assert started == []
+    limiter.check("intake", "10.0.0.1")
+    with pytest.raises(HTTPException) as refused:
+        limiter.check("intake", "10.0.0.1")
+    assert refused.value.status_code == 429
+    limiter.check("intake", "10.0.0.2")  # another address is not held back
 
 
 def test_a_reroute_moves_the_inquiry_and_records_the_correction(

@@ -106,6 +106,7 @@ def serve(
         log_level="info",
         timeout_keep_alive=5,
         timeout_graceful_shutdown=15,
+        access_log=settings.access_log,
     )
 
 

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         default=10.0, gt=0, description="a request body not all received in this time: 408"
     )
+    access_log: bool = Field(
+        default=False,
+        description="a log line for every request (uvicorn's access log): the proxy in front "
+        "usually keeps these, and writing them costs intake a fifth of its requests a second",
+    )
     public_base_url: str = Field(
         default="",
         description="the address clients reach the API at, for status_url and Location "
