@@ -68,14 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
         # The shared model is trained beside the workers from the start, while they run the
         # tests that need none of it (ordered first below), so no worker waits idle for it.
         # Should this fail, the first test that needs it trains it, and says why it cannot.
-        log = (Path(folder) / "prebuild.log").open("wb")
-        config.stash[_PREBUILD] = subprocess.Popen(
-            [sys.executable, "-m", "tests.prebuild"],
-            cwd=ROOT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (Path(folder) / "prebuild.log").open("wb") as log:
+            config.stash[_PREBUILD] = subprocess.Popen(
+                [sys.executable, "-m", "tests.prebuild"],
+                cwd=ROOT,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -92,9 +92,9 @@ class PageRefused(Exception):
 class _SweptMemoryStorage(MemoryStorage):
     """`limits`' in-memory storage without its expiry timer: it started a new timer thread
     whenever none was running, so a steady trickle of requests (100 a second) started a
-    thread for nearly every one, in the event loop (intake took 4.9 ms of CPU a request).
-    Counters are still expired when read; those of addresses that never come back are swept
-    here, at most once a minute."""
+    thread for nearly every one, and the event loop waited for each to start. Counters are
+    still expired when read; those of addresses that never come back are swept here, at most
+    once a minute (a test fails should `limits` rename what this replaces)."""
 
     SWEEP_EVERY_S = 60.0
 

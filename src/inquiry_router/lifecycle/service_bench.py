@@ -169,7 +169,10 @@ def _post_steadily(url: str, rate: float, stop: threading.Event, sent: list[floa
 
 def _read_response(reader: Any) -> int:
     """One HTTP/1.1 response's status, its body read past (the answers carry a length)."""
-    status = int(reader.readline().split()[1])
+    first = reader.readline()
+    if not first:
+        raise BenchError("the service closed the connection instead of answering")
+    status = int(first.split()[1])
     length = 0
     while (line := reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
