@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import socket
 import time
 import uuid
@@ -270,3 +272,47 @@ def test_every_answer_is_declared_and_none_is_a_server_error(server: Server) -> 
         except Unsatisfiable:  # nothing to get wrong in GET /health or GET /v1/desks
             assert mode is GenerationMode.NEGATIVE
     assert len(calls) >= 1_000
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_runs_worker_processes_and_starts_again_one_that_dies(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    server = Server(
+        home=trained_home,
+        port=free_port(),
+        env={
+            "INQUIRY_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'inquiries.db'}",
+            "INQUIRY_ROUTER_WORKER_PROCESSES": "1",
+        },
+    )
+    server.start()
+    try:
+        assert server.process is not None
+        (worker,) = _children(server.process.pid)
+
+        def post(message: str) -> str:
+            answer = httpx.post(f"{server.url}/v1/inquiries", json={"message": message})
+            return str(answer.json()["id"])
+
+        assert server.wait_routed(post("I lost my card"), timeout=60)["desk"]
+        os.kill(worker, signal.SIGKILL)
+        # Another is started, loads the model and routes what arrived meanwhile.
+        assert server.wait_routed(post("My card payment failed"), timeout=120)["desk"]
+        (again,) = _children(server.process.pid)
+        assert again != worker
+        assert "stopped (exit code -9); starting another" in server.log()
+    finally:
+        server.stop()
+    assert not Path(f"/proc/{again}").exists()  # stopped with serve, not left behind

@@ -35,3 +35,23 @@ def test_the_service_swaps_models_when_champion_moves(
     assert ModelRegistry(settings).rollback(settings.model_name) == "1"
     assert holder.refresh_if_due() is True
     assert holder.current().classifier.ref.version == "1"
+
+
+def test_settings_reach_a_worker_process_as_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` hands its settings to the worker processes it starts as variables."""
+    import os
+
+    from inquiry_router.config import Settings
+
+    settings = settings_for(tmp_path, worker_batch_size=64, shadow=True, bf16=False)
+    for name in [key for key in os.environ if key.startswith("INQUIRY_ROUTER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("INQUIRY_ROUTER_TRIAGE_THRESHOLD", "0.5")  # unset by the settings
+    for name, value in settings.environment().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert Settings().model_dump() == settings.model_dump()

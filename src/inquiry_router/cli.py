@@ -126,7 +126,7 @@ def worker_command() -> None:
     from .routing import DeskMap, DeskMapError
     from .runtime import PipelineHolder
     from .store import InquiryStore
-    from .worker import Worker
+    from .worker import Worker, stop_with_parent
 
     settings = _settings()
     _logging()
@@ -141,6 +141,7 @@ def worker_command() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_with_parent(stop)
     Worker(settings, InquiryStore(settings.resolved_database_url), holder).run(stop)
 
 

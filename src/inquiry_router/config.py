@@ -223,6 +223,14 @@ class Settings(BaseSettings):
         description="the most inquiries a worker routes at a time (it takes what is waiting, up "
         "to this)",
     )
+    worker_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="0: `serve` routes in a thread of its own process; N: `serve` runs N "
+        "`inquiry-router worker` processes, each with its share of the cores, and starts again "
+        "any that stops (more memory: each loads the model)",
+    )
     worker_poll_interval_s: float = Field(
         default=0.5, gt=0, description="how often an idle worker looks for new inquiries"
     )
@@ -267,6 +275,17 @@ class Settings(BaseSettings):
     @cached_property
     def expected_languages(self) -> tuple[str, ...]:
         return tuple(code for code in self.languages.split(",") if code)
+
+    def environment(self) -> dict[str, str | None]:
+        """These settings as the variables that give them, for another process of the
+        service's own (None: the variable must be unset)."""
+        values: dict[str, str | None] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            values[f"INQUIRY_ROUTER_{name.upper()}"] = None if value is None else str(value)
+        return values
 
     @property
     def calibration_cv(self) -> int | str:

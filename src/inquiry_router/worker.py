@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +123,103 @@ class Worker:
             if routed == 0:
                 stop.wait(self.settings.worker_poll_interval_s)
         log.info("%s stopped", self.worker_id)
+
+
+# Set for a worker process `serve` started: the worker stops when that process is gone.
+PARENT_VARIABLE = "INQUIRY_ROUTER_WORKER_PARENT_PID"
+
+
+def stop_with_parent(stop: threading.Event, interval_s: float = 1.0) -> None:
+    """In a worker `serve` started, set ``stop`` once `serve` is gone (killed, say), so no
+    worker is left behind to route beside the next `serve`'s own."""
+    parent = os.environ.get(PARENT_VARIABLE)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            if os.getppid() != int(parent):
+                log.warning("serve (process %s) is gone; this worker stops", parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="parent", daemon=True).start()
+
+
+class WorkerProcesses:
+    """`serve`'s workers as processes of their own (``worker_processes``): the model's Python
+    work then shares no interpreter lock with intake, each process runs torch on its share of
+    the cores, and one that stops (killed, out of memory) is started again, sooner the longer
+    it had run. Each is `inquiry-router worker` with the service's own settings."""
+
+    RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        cores = len(os.sched_getaffinity(0))
+        self.count = count
+        self.command = [sys.executable, "-m", "inquiry_router", "worker"]
+        self.env = dict(os.environ)
+        for name, value in settings.environment().items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
+        self.env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
+        self.env[PARENT_VARIABLE] = str(os.getpid())
+        self.restarts = 0
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for slot in range(self.count):
+            thread = threading.Thread(target=self._keep, args=(slot,), name=f"worker-{slot}")
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._processes.values() if p.poll() is None]
+
+    def _keep(self, slot: int) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                # A session of its own: Ctrl-C reaches `serve`, which stops them in turn.
+                process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+                self._processes[slot] = process
+            started = time.monotonic()
+            code = process.wait()
+            if self._stop.is_set():
+                return
+            failures = 0 if time.monotonic() - started > 60 else failures + 1
+            delay = self.RESTART_DELAYS_S[min(failures, len(self.RESTART_DELAYS_S) - 1)]
+            self.restarts += 1
+            log.error(
+                "worker process %d stopped (exit code %s); starting another in %.0f s",
+                process.pid,
+                code,
+                delay,
+            )
+            self._stop.wait(delay)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask each to finish its batch (SIGTERM), then kill what is left after ``timeout``."""
+        with self._lock:
+            self._stop.set()
+            processes = list(self._processes.values())
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for thread in self._threads:
+            thread.join(timeout=5)

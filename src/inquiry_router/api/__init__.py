@@ -20,7 +20,7 @@ from ..runtime import PipelineHolder
 from ..store import Conflict, InquiryStore, NotFound
 from ..store.intake import IntakeWriter
 from ..store.keys import bootstrap_admin
-from ..worker import Worker
+from ..worker import Worker, WorkerProcesses
 from . import lead, pages
 from .auth import (
     PageRefused,
@@ -45,7 +45,8 @@ def printable(part: object, limit: int = 100) -> str | int:
 
 
 def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
-    """The API, and (by default) the worker in a background thread of the same process.
+    """The API, and (by default) the worker: in a background thread of the same process, or
+    as ``worker_processes`` processes of its own, which it starts, restarts and stops.
 
     desks.yaml is validated here, so a bad file stops start-up with a message naming the entry.
     The model loads in the background: intake works at once, /health says 503 until it is ready.
@@ -72,13 +73,19 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
         app.state.holder = holder
         app.state.rate_limiter = RateLimiter(settings.intake_rate_limit)
 
+        processes = None
+        if run_worker and settings.worker_processes:
+            processes = WorkerProcesses(settings, settings.worker_processes)
+            processes.start()
+        app.state.worker_processes = processes
+
         def load_then_work() -> None:
             try:
                 holder.load()
             except Exception:
                 log.exception("the model failed to load; /health reports the error")
                 return
-            if run_worker:
+            if run_worker and processes is None:
                 Worker(settings, store, holder).run(stop)
 
         thread = threading.Thread(target=load_then_work, name="pipeline", daemon=True)
@@ -87,6 +94,8 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
             yield
         finally:
             stop.set()
+            if processes is not None:
+                processes.stop()
             intake.close()
             thread.join(timeout=30)
             store.close()

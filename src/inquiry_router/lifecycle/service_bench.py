@@ -5,6 +5,7 @@ as a web form and a desk would see it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -26,6 +27,7 @@ from ..datasets import DatasetStore, load_banking77
 from ..store import InquiryStore, NewInquiry
 
 Progress = Callable[[str], None]
+_WORKER_STARTED = re.compile(r"inquiry_router\.worker: worker-\w+ started")
 
 
 class BenchError(Exception):
@@ -37,6 +39,15 @@ class RunningService:
     url: str
     store: InquiryStore
     headers: dict[str, str]  # an admin key's, for what only a key may read
+    log_path: Path
+
+    def wait_workers(self, count: int, timeout_s: float) -> None:
+        """Until ``count`` worker processes have loaded the model (each logs that it started)."""
+        deadline = time.monotonic() + timeout_s
+        while len(_WORKER_STARTED.findall(self.log_path.read_text(errors="replace"))) < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{count} worker processes did not start in {timeout_s:.0f} s")
+            time.sleep(0.2)
 
     def routed(self) -> int:
         counts = self.store.status_counts()
@@ -94,7 +105,7 @@ def running_service(
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_healthy(url, process, log_path, timeout_s)
-                yield RunningService(url, store, {"Authorization": f"Bearer {token}"})
+                yield RunningService(url, store, {"Authorization": f"Bearer {token}"}, log_path)
             finally:
                 process.terminate()
                 try:
@@ -198,8 +209,15 @@ def bench_routing(
     texts = [str(text) for text in banking77.test["text"]][: n or None]
     others = [str(text) for text in banking77.train["text"]][: len(texts)]
     progress(f"starting the service with {len(texts):,} inquiries waiting")
-    with running_service(settings, backlog=texts) as service:
-        # The worker starts with the model, as /health turns ready: the backlog is under way.
+    processes = settings.worker_processes
+    with running_service(settings, backlog=[] if processes else texts) as service:
+        if processes:
+            # Worker processes load their own model after /health turns ready: the backlog
+            # arrives once they all have.
+            service.wait_workers(processes, timeout_s=600)
+            service.store.add_many([NewInquiry(text) for text in texts])
+        # Else the worker starts with the model, as /health turns ready: the backlog is under
+        # way.
         seconds = _wait_routed(service, len(texts), timeout_s=3600)
         backlog_rate = len(texts) / seconds
         progress(f"backlog: {backlog_rate:,.0f} inquiries/s")
