@@ -148,13 +148,16 @@ def stop_with_parent(stop: threading.Event, interval_s: float = 1.0) -> None:
 class WorkerProcesses:
     """`serve`'s workers as processes of their own (``worker_processes``): the model's Python
     work then shares no interpreter lock with intake, each process runs torch on its share of
-    the cores, and one that stops (killed, out of memory) is started again, sooner the longer
-    it had run. Each is `inquiry-router worker` with the service's own settings."""
+    the cores, and one that stops (killed, out of memory) is started again, after longer each
+    time it stops soon after starting. Each is `inquiry-router worker` with the service's own
+    settings."""
 
     RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
     def __init__(self, settings: Settings, count: int) -> None:
-        cores = len(os.sched_getaffinity(0))
+        cores = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ) or 1
         self.count = count
         self.command = [sys.executable, "-m", "inquiry_router", "worker"]
         self.env = dict(os.environ)
@@ -165,7 +168,6 @@ class WorkerProcesses:
                 self.env[name] = value
         self.env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
         self.env[PARENT_VARIABLE] = str(os.getpid())
-        self.restarts = 0
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -177,10 +179,6 @@ class WorkerProcesses:
             thread.daemon = True
             thread.start()
             self._threads.append(thread)
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self._processes.values() if p.poll() is None]
 
     def _keep(self, slot: int) -> None:
         failures = 0
@@ -195,9 +193,9 @@ class WorkerProcesses:
             code = process.wait()
             if self._stop.is_set():
                 return
+            # 1 s; longer each time it stops again within a minute of starting.
             failures = 0 if time.monotonic() - started > 60 else failures + 1
-            delay = self.RESTART_DELAYS_S[min(failures, len(self.RESTART_DELAYS_S) - 1)]
-            self.restarts += 1
+            delay = self.RESTART_DELAYS_S[min(max(failures - 1, 0), len(self.RESTART_DELAYS_S) - 1)]
             log.error(
                 "worker process %d stopped (exit code %s); starting another in %.0f s",
                 process.pid,
