@@ -154,11 +154,11 @@ class WorkerProcesses:
 
     RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         cores = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         ) or 1
-        self.count = count
+        self.count = count = settings.worker_processes
         self.command = [sys.executable, "-m", "inquiry_router", "worker"]
         self.env = dict(os.environ)
         for name, value in settings.environment().items():

@@ -75,9 +75,8 @@ def create_app(settings: Settings, run_worker: bool = True) -> FastAPI:
 
         processes = None
         if run_worker and settings.worker_processes:
-            processes = WorkerProcesses(settings, settings.worker_processes)
+            processes = WorkerProcesses(settings)
             processes.start()
-        app.state.worker_processes = processes
 
         def load_then_work() -> None:
             try:
