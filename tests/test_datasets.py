@@ -10,6 +10,7 @@ from inquiry_router.datasets import (
     DatasetError,
     DatasetStore,
     load_banking77,
+    load_banking77_oos,
     load_source,
     load_xsid,
     read_labeled_file,
@@ -42,14 +43,38 @@ def test_banking77_oos_trains_with_its_off_topic_questions_and_tests_on_both_kin
     store = DatasetStore(Settings(home=tmp_path, data_mirror=mirror_dir()))
     data = load_source("banking77-oos", store)
     in_scope = data.train[data.train["label"] != "oos"]
-    assert len(in_scope) == 5_905 and in_scope["label"].nunique() == 50
+    assert len(in_scope) == 5_894 and in_scope["label"].nunique() == 50
     # The in-domain off-topic questions (the other 27 intents) tune; validation tests, with
     # 530 in-domain and 200 out-of-domain ones.
-    assert (data.train["label"] == "oos").sum() == 2_062
+    assert (data.train["label"] == "oos").sum() == 2_063
     assert data.test is not None
-    assert (data.test["label"] == "oos").sum() == 730 and len(data.test) == 1_506 + 730
+    assert (data.test["label"] == "oos").sum() == 730 and len(data.test) == 1_504 + 730
     assert data.lineage["banking77-oos.train/seq.in.sha256"].startswith("5ba97261")
     assert data.lineage["banking77-oos.id-oos/train/seq.in.sha256"].startswith("cd0e24f0")
+    assert data.lineage["banking77-oos.train.labels_corrected"] == "502"
+
+
+def test_banking77_oos_questions_take_their_label_from_banking77(tmp_path: Path) -> None:
+    # The published files shift labels at the intents' boundaries: a question about a card
+    # that stopped working (an intent left out) is published as exchange_via_app, and one
+    # about a cash withdrawal's exchange rate (one of the 50) as off-topic.
+    store = DatasetStore(Settings(home=tmp_path, data_mirror=mirror_dir()))
+    broken = "can you tell me whats going on with my card it seems to be not working?"
+    rate = "the rate of exchange for my cash withdrawal is wrong."
+    published = load_banking77_oos(store, correct=False)
+    labels = dict(zip(published.train["text"], published.train["label"], strict=True))
+    assert labels[broken] == "exchange_via_app" and rate in published.in_domain_train
+    assert published.corrected == {"train": 0, "valid": 0}
+    assert len(published.train) == 5_903  # two blank lines dropped
+
+    corrected = load_banking77_oos(store)
+    labels = dict(zip(corrected.train["text"], corrected.train["label"], strict=True))
+    assert broken not in labels and broken in corrected.in_domain_train
+    assert labels[rate] == "wrong_exchange_rate_for_cash_withdrawal"
+    assert rate not in corrected.in_domain_train
+    assert corrected.corrected == {"train": 502, "valid": 78}
+    assert set(corrected.train["label"]) == set(published.train["label"])
+    assert len(corrected.valid) + len(corrected.in_domain_valid) == 1_506 + 528
 
 
 def test_a_corrupt_mirror_copy_is_refused_with_the_reason(tmp_path: Path) -> None:

@@ -248,7 +248,8 @@ def test_a_backlog_is_routed_in_large_batches_and_light_traffic_in_small_ones(
         run=run, router=SimpleNamespace(desk_map=SimpleNamespace(triage_desk="triage"))
     )
     holder = SimpleNamespace(current=lambda: pipeline, shadow=lambda: None)
-    worker = Worker(Settings(home=tmp_path, worker_batch_size=32), store, holder)  # type: ignore[arg-type]
+    alone = Settings(home=tmp_path, worker_batch_size=32, worker_processes=0)
+    worker = Worker(alone, store, holder)  # type: ignore[arg-type]
     while worker.process_once():
         pass
     assert sizes == [32, 32, 6]  # what was waiting, up to the cap
@@ -256,6 +257,16 @@ def test_a_backlog_is_routed_in_large_batches_and_light_traffic_in_small_ones(
     worker.process_once()
     assert sizes[-1] == 1  # at once, not waiting for a batch to fill
     assert store.status_counts() == {"routed": 71}
+
+    # Two worker processes split a backlog between them rather than one taking the cap and
+    # leaving the other the tail: each batch at most half of what is waiting (guided
+    # scheduling), so the batches shrink as the backlog ends and both finish together.
+    store.add_many([NewInquiry(f"second backlog {i}") for i in range(70)])
+    shared = Settings(home=tmp_path, worker_batch_size=64, worker_processes=2)
+    first, second = (Worker(shared, store, holder) for _ in range(2))  # type: ignore[arg-type]
+    sizes.clear()
+    first.process_once(), second.process_once(), first.process_once()
+    assert sizes == [35, 18, 9]
     store.close()
 
 

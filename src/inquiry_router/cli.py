@@ -941,6 +941,9 @@ def main() -> None:
 def bench_classify_command(
     model: Annotated[str | None, typer.Option(help="model URI (default: @champion)")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="first N test examples only")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the figures as one JSON object, for scripts")
+    ] = False,
 ) -> None:
     """The served pipeline on Banking77's official test set: accuracy, desk routing, speed."""
     from .lifecycle.bench import bench_classify
@@ -952,6 +955,9 @@ def bench_classify_command(
         result = bench_classify(settings, model, limit)
     except RegistryError as error:
         raise fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
     table = Table(title=f"Banking77 test, {result['model']}", show_header=False)
     table.add_row("examples", f"{result['n']:,}")
     table.add_row("intent accuracy", f"{result['accuracy']:.4f}")
@@ -974,6 +980,10 @@ def bench_routing_command(
     intake_rate: Annotated[
         float, typer.Option(min=1, help="inquiries/s web forms post during the second backlog")
     ] = 100.0,
+    compare: Annotated[
+        bool,
+        typer.Option(help="first measure `bench classify` on the same inquiries, for the ratios"),
+    ] = True,
 ) -> None:
     """The served model routing in a real server (`serve`, as `make run` starts it): a backlog,
     the same while forms post, and the time from received to routed under light traffic."""
@@ -982,15 +992,29 @@ def bench_routing_command(
     settings = _settings()
     result = _run_steps(
         "routing benchmark",
-        lambda step: bench_routing(settings, limit, intake_rate, progress=step),
+        lambda step: bench_routing(settings, limit, intake_rate, progress=step, compare=compare),
         errors=(BenchError,),
     )
-    table = Table(title=f"the service routing {result['n']:,} inquiries", show_header=False)
-    table.add_row("backlog", f"{result['backlog_per_s']:,.0f} inquiries/s")
+    processes = result["worker_processes"]
+    title = (
+        f"the service routing {result['n']:,} inquiries, "
+        + (f"{processes} worker processes" if processes else "worker thread")
+        + f", batches of at most {result['worker_batch_size']:,}"
+    )
+    classify = result["classify_per_s"]
+
+    def rate(value: float) -> str:
+        return f"{value:,.0f} inquiries/s" + (f" ({value / classify:.0%})" if classify else "")
+
+    table = Table(title=title, show_header=False)
+    if classify:
+        table.add_row("bench classify, same inquiries (100 %)", f"{classify:,.0f} inquiries/s")
+    table.add_row("backlog", rate(result["backlog_per_s"]))
     table.add_row(
         f"backlog while forms post {result['intake_rate']:g}/s",
-        f"{result['with_intake_per_s']:,.0f} inquiries/s routed"
-        + (f" (intake p99 {result['intake_p99_ms']:.0f} ms)" if result["intake_p99_ms"] else ""),
+        rate(result["with_intake_per_s"])
+        + " routed"
+        + (f", intake p99 {result['intake_p99_ms']:.0f} ms" if result["intake_p99_ms"] else ""),
     )
     table.add_row(
         f"received → routed, light traffic ({result['light_n']} inquiries)",
@@ -1066,6 +1090,13 @@ def bench_off_topic_command(
     kind: Annotated[
         ModelKind, typer.Option(help="the kind of classifier to train on BANKING77-OOS")
     ] = ModelKind.ENSEMBLE,
+    published_labels: Annotated[
+        bool,
+        typer.Option(
+            help="keep the labels as the files were published, shifted at the intents' "
+            "boundaries (default: each question's label from Banking77)"
+        ),
+    ] = False,
 ) -> None:
     """Off-topic detection on BANKING77-OOS: trained on its train split with in-domain
     off-topic questions, reported on its validation split (in-scope routed and right,
@@ -1077,12 +1108,20 @@ def bench_off_topic_command(
     settings = _settings()
     result = _run_steps(
         "off-topic benchmark",
-        lambda step: bench_off_topic(settings, kind.value, step),
+        lambda step: bench_off_topic(settings, kind.value, step, not published_labels),
         errors=(DatasetError, EncoderError),
     )
     table = Table(title=f"BANKING77-OOS validation, {kind.value}", show_header=False)
     precision = result["routed_precision"]
     table.add_row("in-scope questions", f"{result['n_in_scope']:,}")
+    corrected = result["labels_corrected"]
+    table.add_row(
+        "labels",
+        "as published"
+        if published_labels
+        else f"from Banking77 ({corrected['train']:,} training and {corrected['valid']:,} "
+        "validation questions corrected)",
+    )
     table.add_row("intent accuracy", f"{result['accuracy']:.1%}")
     table.add_row(
         "in-scope routed",

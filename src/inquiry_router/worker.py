@@ -55,11 +55,14 @@ class Worker:
         # What is waiting, up to the cap: a backlog goes in large batches, which the model
         # reads fastest per inquiry (Banking77: 132/s in batches of 1,000, 103/s growing from
         # 32); light traffic in small, quick ones. The cap bounds how long a new arrival waits.
+        # Worker processes split what is waiting: each batch at most its share (guided
+        # scheduling), so a backlog's last batches shrink and the processes finish together.
         claimed = self.store.claim_batch(
             self.settings.worker_batch_size,
             self.settings.worker_lease_s,
             self.settings.worker_max_attempts,
             pipeline.router.desk_map.triage_desk,
+            share_among=max(1, self.settings.worker_processes),
         )
         if not claimed:
             return 0

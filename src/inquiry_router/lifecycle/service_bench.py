@@ -4,6 +4,7 @@ as a web form and a desk would see it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -84,15 +85,19 @@ def running_service(
         store.add_many([NewInquiry(text) for text in backlog])
         _, token = store.keys.create("bench", admin=True)  # so the server makes none of its own
         port = _free_port()
+        # The server runs with these settings, whether they came from the environment or not.
+        given = {
+            name: value
+            for name, value in settings.environment().items()
+            if value is not None and name != "INQUIRY_ROUTER_DATABASE_URL"
+        }
         env = {
-            **os.environ,
-            "INQUIRY_ROUTER_HOME": str(settings.home),
+            **{k: v for k, v in os.environ.items() if not k.startswith("INQUIRY_ROUTER_")},
+            **given,
             "INQUIRY_ROUTER_DATABASE_URL": database,
             # The limiter runs (its cost is measured) but never refuses the load generator.
             "INQUIRY_ROUTER_INTAKE_RATE_LIMIT": "100000000/minute",
         }
-        if settings.mlflow_tracking_uri:
-            env["INQUIRY_ROUTER_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
         log_path = Path(scratch) / "server.log"
         with log_path.open("wb") as log:
             command = [_command(), "serve", "--port", str(port)]
@@ -199,15 +204,23 @@ def bench_routing(
     intake_rate: float = 100.0,
     light_seconds: float = 15.0,
     progress: Progress = lambda _message: None,
+    compare: bool = True,
 ) -> dict[str, Any]:
     """How fast the service routes: a backlog of Banking77's test inquiries waiting when it
     starts; as many of its training inquiries (other texts: none of them in the encoder's
     cache) while web forms post ``intake_rate`` inquiries a second; and the time from received
-    to routed when traffic is light (one inquiry every half second)."""
+    to routed when traffic is light (one inquiry every half second). ``compare``: first,
+    `bench classify`'s rate on the same inquiries, in a process of its own, for the ratios."""
     banking77 = load_banking77(DatasetStore(settings))
     assert banking77.test is not None
     texts = [str(text) for text in banking77.test["text"]][: n or None]
     others = [str(text) for text in banking77.train["text"]][: len(texts)]
+    classify_rate = None
+    if compare:
+        # The same machine's speed, just before: machines differ two-fold, runs by a tenth.
+        progress(f"bench classify on the same {len(texts):,} inquiries, for comparison")
+        classify_rate = _classify_rate(settings, len(texts))
+        progress(f"bench classify: {classify_rate:,.0f} inquiries/s")
     progress(f"starting the service with {len(texts):,} inquiries waiting")
     processes = settings.worker_processes
     with running_service(settings, backlog=[] if processes else texts) as service:
@@ -269,6 +282,9 @@ def bench_routing(
                 latencies.append(routed - created)
     return {
         "n": len(texts),
+        "classify_per_s": classify_rate,
+        "worker_processes": processes,
+        "worker_batch_size": settings.worker_batch_size,
         "backlog_per_s": backlog_rate,
         "with_intake_per_s": busy_rate,
         "intake_rate": intake_rate,
@@ -277,6 +293,23 @@ def bench_routing(
         "light_p50_s": statistics.median(latencies),
         "light_p95_s": _percentile(latencies, 0.95),
     }
+
+
+def _classify_rate(settings: Settings, n: int) -> float:
+    """`inquiry-router bench classify --limit n`'s inquiries/s, run as its own process (the
+    model it loads is gone before the service starts)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INQUIRY_ROUTER_")}
+    env |= {k: v for k, v in settings.environment().items() if v is not None}
+    done = subprocess.run(
+        [_command(), "bench", "classify", "--limit", str(n), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"bench classify failed: {done.stderr.strip()[-500:]}")
+    return float(json.loads(done.stdout)["inquiries_per_s"])
 
 
 def _routed_body(client: httpx.Client, inquiry_id: str) -> dict[str, Any]:

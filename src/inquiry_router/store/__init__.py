@@ -350,11 +350,14 @@ class InquiryStore:
         lease_seconds: float,
         max_attempts: int | None = None,
         triage_desk: str = "triage",
+        share_among: int = 1,
     ) -> list[ClaimedInquiry]:
         """Lease up to ``limit`` waiting inquiries, oldest first, including any whose previous
         worker's lease ran out. Each lease counts as an attempt: an inquiry whose worker stopped
         (crashed, killed) during its last allowed attempt goes to ``triage_desk`` with the
-        reason instead, so one that kills every worker leasing it stops doing so."""
+        reason instead, so one that kills every worker leasing it stops doing so.
+        ``share_among``: how many workers share the waiting inquiries; each batch takes at
+        most its share of them, so that none is left with the backlog's tail alone."""
         now = utcnow()
         token = str(uuid.uuid4())
         expired = and_(
@@ -382,6 +385,11 @@ class InquiryStore:
                     )
                     .execution_options(synchronize_session=False)
                 )
+            if share_among > 1:
+                waiting = session.scalar(
+                    select(func.count()).select_from(InquiryRow).where(claimable)
+                )
+                limit = min(limit, max(1, -(-int(waiting or 0) // share_among)))
             candidates = session.scalars(
                 select(InquiryRow.id)
                 .where(claimable)
