@@ -73,15 +73,17 @@ def test_an_undetermined_greeting_goes_to_triage_by_the_stricter_foreign_gate(
     decision = pipeline.run_one(InquiryText("hello"))
     assert decision.desk == "triage"
     assert decision.auto_routed is False
-    # Too short to tell its language: held to the foreign-text gate and threshold, and unlike
-    # every intent.
+    # Too short to tell its language: held to the foreign-text gate and threshold, the
+    # stricter ones, and stopped by one of them.
     assert decision.language == "und"
-    gate, native_gate = (
-        pipeline.router.foreign_off_topic_threshold,
-        pipeline.router.off_topic_threshold,
-    )
+    router = pipeline.router
+    gate, native_gate = router.foreign_off_topic_threshold, router.off_topic_threshold
     assert gate is not None and native_gate is not None and gate > native_gate
-    assert decision.reason.startswith("looks off-topic") and f"> {gate:.3f}" in decision.reason
+    assert router.foreign_threshold >= router.threshold
+    by_gate = decision.reason.startswith("looks off-topic") and f"> {gate:.3f}" in decision.reason
+    which = "foreign-text threshold" if router.foreign_threshold > router.threshold else "threshold"
+    by_threshold = f"< triage {which} {router.foreign_threshold:.2f}" in decision.reason
+    assert by_gate or by_threshold, decision.reason
 
 
 def test_a_message_unlike_every_intent_goes_to_triage_as_off_topic(pipeline: Pipeline) -> None:

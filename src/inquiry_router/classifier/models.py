@@ -50,7 +50,7 @@ from .calibration import (
 from .encoders import USE_NAME, shared_encoder
 from .finetune import FineTunedEncoderClassifier
 from .kinds import MODEL_KINDS, ModelKind
-from .offtopic import OffTopicDetector, off_topic_score
+from .offtopic import OffTopicDetector, off_topic_floor, off_topic_score
 from .tfidf import build_tfidf_model
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,16 @@ def _gate_by_folds(
     embedded: Callable[[Fold], np.ndarray],
 ) -> np.ndarray:
     """Off-topic scores of each fold's texts (``embedded``) against the embedded ``training``
-    rows that fold learned from and every ``off_topic`` example, folds one after another."""
+    rows that fold learned from and every ``off_topic`` example, with the floor those rows
+    give, folds one after another."""
     parts = [
-        off_topic_score(queries, training[fold.fitted], off_topic, k)
+        off_topic_score(
+            queries,
+            training[fold.fitted],
+            off_topic,
+            k,
+            floor=off_topic_floor(training[fold.fitted], off_topic, k),
+        )
         for fold in folds
         if len(queries := embedded(fold))
     ]
@@ -432,9 +439,9 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         )
         outside: RoutingScores | None = None
         in_gate = out_gate = None
-        # Small data (calibrated by folds) is judged by its precision's lower bound; a split of
-        # larger data holds enough points for the share itself.
-        bound = PRECISION_BOUND_Z if len(folds) > 1 else 0.0
+        # Judged by the precision's lower bound, however much data: the held-out share itself
+        # leaves a threshold chosen on 884 points (BANKING77-OOS) at 96.7 % on unseen text.
+        bound = PRECISION_BOUND_Z
         if out_of_scope:
             # Any desk is the wrong desk for these: routing one counts against precision. Each
             # fold's members read them all; together they count once.
@@ -465,6 +472,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     off_topic_embedded,
                     detector.k,
                     exclude_off_topic=np.arange(len(off_topic_embedded)),
+                    floor=off_topic_floor(training_embedded, off_topic_embedded, detector.k),
                 )
                 out_gate = np.tile(alone, len(folds))
                 self.off_topic_auroc_ = float(

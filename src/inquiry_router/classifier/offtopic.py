@@ -5,7 +5,12 @@ question of an intent the desks do not handle can look as sure as an in-scope on
 The score is a nearest-neighbour one in the encoder's sentence space (as kNN detectors of
 out-of-distribution input are; Sun et al., 2022): the mean cosine similarity of a text's
 ``k`` nearest off-topic examples, less that of its ``k`` nearest training examples. Without
-off-topic examples, only the second (negated). Measured on BANKING77-OOS with
+off-topic examples, only the second (negated). The first is floored at the median training
+text's: a text far from the off-topic examples is not thereby on topic. Without the floor, a
+question unlike both (a lead's off-topic examples are banking questions of other intents; a
+customer asks about the weather) scored near zero, with the in-scope text: on BANKING77-OOS
+(labels corrected), AUROC 0.996 in-domain and 0.968 out-of-domain; with it 0.994 and 0.995.
+Earlier, measured on BANKING77-OOS (labels as published) with
 multilingual-e5-small (AUROC, in-scope validation against off-topic validation questions):
 with the in-domain off-topic training questions and CLINC150's as examples, 0.970 in-domain
 and 0.996 out-of-domain; training examples alone 0.836 and 0.997; the classifier's own
@@ -56,11 +61,15 @@ class OffTopicDetector:
         return np.asarray(embeddings, dtype=np.float32)
 
     def fit(self, in_scope: Sequence[str], off_topic: Sequence[str]) -> OffTopicDetector:
-        self.in_scope_ = self.embed(in_scope).astype(np.float16)
+        in_scope_embedded = self.embed(in_scope)
+        self.in_scope_ = in_scope_embedded.astype(np.float16)
         self.off_topic_ = (
             self.embed(off_topic).astype(np.float16)
             if off_topic
             else np.zeros((0, self.in_scope_.shape[1]), dtype=np.float16)
+        )
+        self.floor_ = off_topic_floor(
+            in_scope_embedded, np.asarray(self.off_topic_, dtype=np.float32), self.k
         )
         return self
 
@@ -75,6 +84,7 @@ class OffTopicDetector:
             self._references("in_scope_"),
             self._references("off_topic_"),
             self.k,
+            floor=getattr(self, "floor_", None),  # None: a model trained before the floor
         )
 
     def _references(self, name: str) -> np.ndarray:
@@ -90,17 +100,30 @@ class OffTopicDetector:
         return state
 
 
+def off_topic_floor(
+    in_scope: np.ndarray, off_topic: np.ndarray, k: int = NEIGHBOURS
+) -> float | None:
+    """The median training text's nearest off-topic similarity (None without off-topic
+    examples): no text's counts for less."""
+    if len(off_topic) == 0 or len(in_scope) == 0:
+        return None
+    return float(np.median(nearest_similarity(in_scope, off_topic, k)))
+
+
 def off_topic_score(
     queries: np.ndarray,
     in_scope: np.ndarray,
     off_topic: np.ndarray,
     k: int = NEIGHBOURS,
     exclude_off_topic: np.ndarray | None = None,
+    floor: float | None = None,
 ) -> np.ndarray:
-    """Nearest off-topic similarity less nearest in-scope similarity (only the latter,
-    negated, without off-topic references). ``exclude_off_topic``: per query, the off-topic
-    reference that is the query itself (-1: none), for leave-one-out scores."""
+    """Nearest off-topic similarity, at least ``floor``, less nearest in-scope similarity
+    (only the latter, negated, without off-topic references). ``exclude_off_topic``: per
+    query, the off-topic reference that is the query itself (-1: none), for leave-one-out
+    scores."""
     score = -nearest_similarity(queries, in_scope, k)
     if len(off_topic):
-        score += nearest_similarity(queries, off_topic, k, exclude_off_topic)
+        nearest = nearest_similarity(queries, off_topic, k, exclude_off_topic)
+        score += nearest if floor is None else np.maximum(nearest, floor)
     return score
