@@ -228,7 +228,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="N: `serve` runs N `inquiry-router worker` processes, each with its share "
-        "of the cores, and starts again any that stops (each loads the model: about 1.5 GB "
+        "of the cores, and starts again any that stops (each loads the model: about 1 GB "
         "with the default one); 0: `serve` routes in a thread of its own process (less "
         "memory; about 30 % slower beside busy intake on 2 cores)",
     )
