@@ -204,3 +204,23 @@ def test_a_model_trained_on_german_reads_german_with_every_member(
     assert not np.allclose(done.probabilities[1], model.predict_proba([english])[0])
     decisions = pipeline.run([InquiryText(german), InquiryText(english)])
     assert [d.intent for d in decisions] == ["alarm/set_alarm", "alarm/set_alarm"]
+
+
+def test_training_says_so_when_no_threshold_shows_the_target_precision(tmp_path: Path) -> None:
+    # Labels shuffled across the file: the model's answers look wrong whatever it learns, so
+    # no threshold shows 97 % precision and everything would go to triage. Training says so
+    # and why, rather than leave a lead to find an empty queue.
+    data = banking77_sample(tmp_path, per_class=10)
+    frame = pd.read_csv(data)
+    frame["label"] = frame["label"].sample(frac=1.0, random_state=0).to_numpy()
+    frame.to_csv(data, index=False)
+    said: list[str] = []
+    report = train(
+        settings_for(tmp_path / "home", background_out_of_scope="none"),
+        [str(data)],
+        kind="tfidf",
+        step=said.append,
+    )
+    assert report.expected["native"].routed == 0
+    warning = next(line for line in said if "every inquiry will go to triage" in line)
+    assert "Mislabelled examples" in warning and "TARGET_PRECISION" in warning

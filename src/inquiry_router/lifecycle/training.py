@@ -367,6 +367,15 @@ def train(
         step=step,
     )
     train_seconds = time.perf_counter() - started
+    native = estimator.expected_.get("native")
+    if native is not None and native.n and not native.routed:
+        step(
+            f"warning: no threshold shows {settings.target_precision:.0%} precision on the "
+            f"{native.n:,} examples calibration held out: every inquiry will go to triage. "
+            "Mislabelled examples do this (the model's right answers count as mistakes): "
+            "check the labels of what `inquiry-router evaluate --data FILE` gets wrong, or "
+            "lower INQUIRY_ROUTER_TARGET_PRECISION"
+        )
 
     # The held-out text is in the training languages: read as written, by every member, and
     # routed by the same router the service uses.
