@@ -79,8 +79,10 @@ def test_the_service_benchmarks_measure_a_real_server(trained_home: Path) -> Non
     said: list[str] = []
     routing = bench_routing(settings, n=40, intake_rate=20, light_seconds=2, progress=said.append)
     assert routing["n"] == 40 and routing["backlog_per_s"] > 0
-    # Beside `bench classify` on the same inquiries, measured first in a process of its own.
-    assert routing["classify_per_s"] is not None and routing["worker_processes"] == 0
+    # Beside `bench classify` on the same inquiries, in a process of its own, before and after.
+    assert routing["worker_processes"] == 0 and len(routing["classify_runs"]) == 2
+    assert routing["classify_per_s"] == pytest.approx(sum(routing["classify_runs"]) / 2)
     assert said[0].startswith("bench classify on the same 40 inquiries")
+    assert any(line.startswith("bench classify again") for line in said)
     assert routing["light_n"] >= 3 and 0 < routing["light_p50_s"] <= routing["light_p95_s"] < 5
     assert any("light traffic" in line for line in said)

@@ -982,7 +982,9 @@ def bench_routing_command(
     ] = 100.0,
     compare: Annotated[
         bool,
-        typer.Option(help="first measure `bench classify` on the same inquiries, for the ratios"),
+        typer.Option(
+            help="measure `bench classify` on the same inquiries before and after, for the ratios"
+        ),
     ] = True,
 ) -> None:
     """The served model routing in a real server (`serve`, as `make run` starts it): a backlog,
@@ -1008,7 +1010,11 @@ def bench_routing_command(
 
     table = Table(title=title, show_header=False)
     if classify:
-        table.add_row("bench classify, same inquiries (100 %)", f"{classify:,.0f} inquiries/s")
+        runs = " and ".join(f"{rate:,.0f}" for rate in result["classify_runs"])
+        table.add_row(
+            "bench classify, same inquiries (100 %)",
+            f"{classify:,.0f} inquiries/s (before and after: {runs})",
+        )
     table.add_row("backlog", rate(result["backlog_per_s"]))
     table.add_row(
         f"backlog while forms post {result['intake_rate']:g}/s",
