@@ -1010,7 +1010,7 @@ def bench_routing_command(
 
     table = Table(title=title, show_header=False)
     if classify:
-        runs = " and ".join(f"{rate:,.0f}" for rate in result["classify_runs"])
+        runs = " and ".join(f"{run:,.0f}" for run in result["classify_runs"])
         table.add_row(
             "bench classify, same inquiries (100 %)",
             f"{classify:,.0f} inquiries/s (before and after: {runs})",
