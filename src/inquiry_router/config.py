@@ -288,6 +288,14 @@ class Settings(BaseSettings):
             values[f"INQUIRY_ROUTER_{name.upper()}"] = None if value is None else str(value)
         return values
 
+    def process_environment(self, **overrides: str) -> dict[str, str]:
+        """The environment for another process of the service's own (a worker, a benchmark's
+        server): this process's, with its ``INQUIRY_ROUTER_`` variables replaced by these
+        settings (one that is unset: no variable), then ``overrides``."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("INQUIRY_ROUTER_")}
+        given = {name: value for name, value in self.environment().items() if value is not None}
+        return {**inherited, **given, **overrides}
+
     @property
     def calibration_cv(self) -> int | str:
         """``calibration`` as ``CalibratedEnsemble``'s ``cv``: a number of folds, or a word."""

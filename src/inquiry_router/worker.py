@@ -163,12 +163,7 @@ class WorkerProcesses:
         ) or 1
         self.count = count = settings.worker_processes
         self.command = [sys.executable, "-m", "inquiry_router", "worker"]
-        self.env = dict(os.environ)
-        for name, value in settings.environment().items():
-            if value is None:
-                self.env.pop(name, None)
-            else:
-                self.env[name] = value
+        self.env = settings.process_environment()
         self.env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
         self.env[PARENT_VARIABLE] = str(os.getpid())
         self._processes: dict[int, subprocess.Popen[bytes]] = {}

@@ -86,18 +86,11 @@ def running_service(
         _, token = store.keys.create("bench", admin=True)  # so the server makes none of its own
         port = _free_port()
         # The server runs with these settings, whether they came from the environment or not.
-        given = {
-            name: value
-            for name, value in settings.environment().items()
-            if value is not None and name != "INQUIRY_ROUTER_DATABASE_URL"
-        }
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("INQUIRY_ROUTER_")},
-            **given,
-            "INQUIRY_ROUTER_DATABASE_URL": database,
+        env = settings.process_environment(
+            INQUIRY_ROUTER_DATABASE_URL=database,
             # The limiter runs (its cost is measured) but never refuses the load generator.
-            "INQUIRY_ROUTER_INTAKE_RATE_LIMIT": "100000000/minute",
-        }
+            INQUIRY_ROUTER_INTAKE_RATE_LIMIT="100000000/minute",
+        )
         log_path = Path(scratch) / "server.log"
         with log_path.open("wb") as log:
             command = [_command(), "serve", "--port", str(port)]
@@ -306,11 +299,9 @@ def bench_routing(
 def _classify_rate(settings: Settings, n: int) -> float:
     """`inquiry-router bench classify --limit n`'s inquiries/s, run as its own process (the
     model it loads is gone before the service starts)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INQUIRY_ROUTER_")}
-    env |= {k: v for k, v in settings.environment().items() if v is not None}
     done = subprocess.run(
         [_command(), "bench", "classify", "--limit", str(n), "--json"],
-        env=env,
+        env=settings.process_environment(),
         capture_output=True,
         text=True,
         check=False,
