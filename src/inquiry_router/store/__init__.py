@@ -386,10 +386,13 @@ class InquiryStore:
                     .execution_options(synchronize_session=False)
                 )
             if share_among > 1:
-                waiting = session.scalar(
-                    select(func.count()).select_from(InquiryRow).where(claimable)
+                waiting = int(
+                    session.scalar(select(func.count()).select_from(InquiryRow).where(claimable))
+                    or 0
                 )
-                limit = min(limit, max(1, -(-int(waiting or 0) // share_among)))
+                if not waiting:  # an idle worker's poll: one query, as without the share
+                    return []
+                limit = min(limit, -(-waiting // share_among))
             candidates = session.scalars(
                 select(InquiryRow.id)
                 .where(claimable)
