@@ -174,6 +174,13 @@ def train(
             "the champion on the same data (the rule in docs/model.md)"
         ),
     ] = Promote.AUTO,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="once its figures are taken, train the model again on all of its data, the "
+            "examples held out of a file for the figures included"
+        ),
+    ] = True,
 ) -> None:
     """Train a model, log the run to MLflow and register it as a new version."""
     from .lifecycle.sources import TrainingError
@@ -195,6 +202,7 @@ def train(
             limit_per_class=limit_per_class,
             promote=promote.value,
             epochs=epochs,
+            refit=refit,
             step=step,
         ),
         errors=(TrainingError,),
@@ -204,6 +212,11 @@ def train(
     table = Table(title=f"{registered.name} version {registered.version}", show_header=False)
     table.add_row("training examples / intents", f"{report.n_train:,} / {report.n_classes}")
     table.add_row("held-out examples", f"{evaluation.n:,}")
+    if report.n_final is not None and report.n_final != report.n_train:
+        table.add_row(
+            "registered model trained on",
+            f"all {report.n_final:,} examples (the figures are of the model before)",
+        )
     table.add_row("accuracy", f"{evaluation.accuracy:.4f}")
     table.add_row("macro-F1", f"{evaluation.macro_f1:.4f}")
     if evaluation.desk_accuracy is not None:

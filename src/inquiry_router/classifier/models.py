@@ -337,6 +337,36 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 self.off_topic_ = OffTopicDetector(encoder).fit(texts, out_of_scope)
         return self
 
+    def refitted(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        out_of_scope: Sequence[str] = (),
+        step: Callable[[str], None] = lambda _message: None,
+    ) -> CalibratedEnsemble:
+        """A copy whose members (and off-topic detector) learn from ``texts``, the examples
+        ``fit`` saw and more (what a training held out to take its figures), with the
+        temperatures and thresholds ``fit`` learned: those were chosen on members that learned
+        from less still (each calibration fold's), and stay as conservative. This model is
+        left as it was, to be judged on what it did not learn from."""
+        texts, labels = list(texts), [str(label) for label in labels]
+        unknown = sorted(set(labels) - {str(c) for c in self.classes_})
+        if unknown:
+            raise ValueError(f"labels the model was not calibrated for: {', '.join(unknown)}")
+        copy: CalibratedEnsemble = clone(self)
+        copy.__dict__.update(
+            {key: value for key, value in self.__dict__.items() if key.endswith("_")}
+        )
+        step(f"refitting on all {len(texts):,} examples, {len(set(labels))} intents")
+        with _frozen_layers_once(self.members):
+            copy.members_ = [clone(m).fit(texts, labels) for m in self.members]
+        if self.off_topic_ is not None:
+            copy.off_topic_ = OffTopicDetector(self.off_topic_.encoder, self.off_topic_.k).fit(
+                texts, list(out_of_scope)
+            )
+        return copy
+
     def _calibrate(
         self,
         folds: list[Fold],

@@ -1,7 +1,8 @@
 """Challenger against champion, on the same data: the held-out split of the challenger's
 training sources (rebuilt from the seed it recorded) plus the held-out share of the corrections
-desks made, which neither model trained on. The rule that promotes is in ``Settings`` and is
-printed with every result."""
+desks made, less any text either model learned from (a model trained on all of its data once
+its figures were taken learned its own held-out split). The rule that promotes is in
+``Settings`` and is printed with every result."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from ..registry import ModelRegistry, RegistryError
 from ..routing import DeskMap, DeskMapError
 from .corrections import SOURCE as CORRECTIONS
 from .corrections import load_corrections
-from .sources import TrainingError, assemble_data
+from .sources import TrainingError, assemble_data, text_digest
 
 
 class PromotionError(Exception):
@@ -78,6 +79,7 @@ class Comparison:
     promote: bool
     reasons: list[str]
     rule: str
+    left_out: int = 0  # held-out texts left out: one of the two versions learned from them
 
 
 def rule_text(settings: Settings) -> str:
@@ -202,12 +204,13 @@ def comparison_data(
         if held.test is not None and len(held.test):
             loaded.append(held)
     try:
-        _, test, described = assemble_data(
+        assembled = assemble_data(
             [s for s in loaded if len(s.train) or (s.test is not None and len(s.test))], seed
         )
     except TrainingError as error:
         raise PromotionError(f"cannot rebuild the comparison data: {error}") from None
-    test, own_off_topic = split_out_of_scope(test)
+    test, own_off_topic = split_out_of_scope(assembled.test)
+    described = assembled.described
     off_topic = own_off_topic
     if not off_topic and settings.background_out_of_scope == "clinc150":
         try:
@@ -217,14 +220,39 @@ def comparison_data(
     return test["text"].tolist(), test["label"].tolist(), off_topic, described
 
 
+def _unseen(
+    texts: Sequence[str], learned: Sequence[tuple[str, set[str] | None]]
+) -> tuple[list[int], list[str]]:
+    """The positions of the texts no version learned from (``learned``: each version's name
+    and the digests of its training texts, None when it did not record them), and what was left
+    out, per version."""
+    digests = [text_digest(text) for text in texts]
+    keep = [i for i, d in enumerate(digests) if not any(seen and d in seen for _, seen in learned)]
+    said = [
+        f"{n:,} learned by {name}"
+        for name, seen in learned
+        if seen and (n := sum(d in seen for d in digests))
+    ]
+    return keep, said
+
+
 def compare(
     settings: Settings,
     champion: str | None = None,
     challenger: str | None = None,
     step: Callable[[str], None] = lambda _message: None,
+    *,
+    challenger_model: TextClassifier | None = None,
+    challenger_trained_on: set[str] | None = None,
 ) -> Comparison:
     """Two versions (default: @champion and @challenger) on the same data, per desk, and
-    whether the rule would promote the second; logged to MLflow as a run of its own."""
+    whether the rule would promote the second; logged to MLflow as a run of its own.
+
+    ``challenger_model``: the challenger as it was before its refit on all of its data, which
+    training compares in its place, with the digests of what it learned from
+    (``challenger_trained_on``): it did not learn its own held-out split, so that split still
+    judges it, wherever the champion did not learn from it either. Held-out texts either model
+    learned from are left out, and the comparison says how many."""
     registry = ModelRegistry(settings)
     name = settings.model_name
     champion = champion or registry.champion(name)
@@ -237,10 +265,44 @@ def compare(
     texts, gold, off_topic, described = comparison_data(
         settings, registry.run_params(name, challenger), step
     )
+    try:
+        learned = [
+            (f"v{champion}", registry.trained_on(name, champion)),
+            (
+                f"v{challenger}",
+                challenger_trained_on
+                if challenger_model is not None
+                else registry.trained_on(name, challenger),
+            ),
+        ]
+    except RegistryError as error:
+        raise PromotionError(str(error)) from None
+    n_held = len(texts)
+    keep, left_out = _unseen(texts, learned)
+    texts, gold = [texts[i] for i in keep], [gold[i] for i in keep]
+    off_keep, _ = _unseen(off_topic, learned)
+    off_topic = [off_topic[i] for i in off_keep]
+    if left_out:
+        described += f" less {' and '.join(left_out)}"
+        step(
+            f"left out of the comparison: {' and '.join(left_out)} of the {n_held:,} held-out "
+            f"texts (trained on all of its data); {len(texts):,} remain"
+        )
+    if not texts:
+        raise PromotionError(
+            f"nothing left to compare on: {' and '.join(left_out)} of the {n_held:,} held-out "
+            "texts, trained on all of its data. Corrections give new evidence (desks' "
+            "held-out share is never learned from), as do new examples in the data; or "
+            "judge by `inquiry-router evaluate --data FILE` and promote by hand "
+            "(`inquiry-router models promote VERSION`)"
+        )
     classifiers = []
     for version in (champion, challenger):
         try:
-            classifiers.append(registry.load(f"models:/{name}/{version}"))
+            if version == challenger and challenger_model is not None:
+                classifiers.append(challenger_model)
+            else:
+                classifiers.append(registry.load(f"models:/{name}/{version}"))
         except RegistryError as error:
             raise PromotionError(str(error)) from None
     intents = {*gold, *classifiers[0].classes, *classifiers[1].classes}
@@ -253,7 +315,15 @@ def compare(
         figures.append(_figures(settings, classifier, desk_map, texts, gold, off_topic))
     promote, reasons = decide(settings, figures[0], figures[1])
     comparison = Comparison(
-        name, described, len(texts), figures[0], figures[1], promote, reasons, rule_text(settings)
+        name,
+        described,
+        len(texts),
+        figures[0],
+        figures[1],
+        promote,
+        reasons,
+        rule_text(settings),
+        left_out=n_held - len(texts),
     )
     registry.log_comparison(
         name,
@@ -283,10 +353,20 @@ def _per_desk_table(comparison: Comparison) -> dict[str, Any]:
 
 
 def promote_if_better(
-    settings: Settings, step: Callable[[str], None] = lambda _message: None
+    settings: Settings,
+    step: Callable[[str], None] = lambda _message: None,
+    *,
+    challenger_model: TextClassifier | None = None,
+    challenger_trained_on: set[str] | None = None,
 ) -> Comparison:
-    """Compare @challenger with @champion and promote it when the rule says so."""
-    comparison = compare(settings, step=step)
+    """Compare @challenger with @champion and promote it when the rule says so
+    (``challenger_model``, ``challenger_trained_on``: as for ``compare``)."""
+    comparison = compare(
+        settings,
+        step=step,
+        challenger_model=challenger_model,
+        challenger_trained_on=challenger_trained_on,
+    )
     step(f"rule: {comparison.rule}")
     step(
         f"decision: {'promote' if comparison.promote else 'keep the champion'} "

@@ -50,7 +50,7 @@ from .corrections import load_corrections
 from .duration import TrainingTime, describe, encoder_speed, estimate
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
 from .promotion import Comparison, PromotionError, promote_if_better
-from .sources import TrainingError, assemble_data
+from .sources import TrainingError, assemble_data, text_digests
 
 
 @dataclass
@@ -122,6 +122,10 @@ class TrainingReport:
     expected: dict[str, Expectation] = field(default_factory=dict)
     off_topic_auroc: float | None = None  # how well the off-topic score separates them
     expected_seconds: float | None = None  # what it was expected to take, said before it began
+    # The examples the registered model learned from: n_train, plus those held out to take
+    # its figures when it was refitted on all of its data (``refit``: whether, or why not).
+    n_final: int | None = None
+    refit: str = ""
 
 
 CALIBRATION_LANGUAGES = ("es", "it")
@@ -248,8 +252,11 @@ def _expected_time(
     test_frame: pd.DataFrame,
     out_of_scope: OutOfScope,
     step: Callable[[str], None],
+    refit_extra: int | None = None,
 ) -> TrainingTime:
-    """How long an encoder kind should take to train here, said before it starts."""
+    """How long an encoder kind should take to train here, said before it starts;
+    ``refit_extra``: the held-out examples a last fit adds to the training ones (None: no
+    refit)."""
     labels = train_frame["label"].astype(str).tolist()
     folds = calibration_folds(labels, seed, settings.calibration_cv)
     held = sum(len(rows) for _, rows in folds)
@@ -264,7 +271,15 @@ def _expected_time(
 
     def of(chosen: str) -> TrainingTime:
         sizes = [len(fit) for fit, _ in folds]
-        return estimate(chosen, len(labels), n_classes, n_read, sizes, speed, epochs=epochs)
+        if refit_extra is not None:  # read again by the refitted members, and fitted once more
+            n_extra = len(labels) + refit_extra
+            sizes.append(n_extra)
+            n_more = n_extra
+        else:
+            n_more = 0
+        return estimate(
+            chosen, len(labels), n_classes, n_read + n_more, sizes, speed, epochs=epochs
+        )
 
     expected = of(kind)
     step(describe(expected, of(ModelKind.ENSEMBLE) if fine_tunes(kind) else None))
@@ -281,8 +296,16 @@ def train(
     limit_per_class: int | None = None,
     promote: str = "auto",
     epochs: int = 4,
+    refit: bool = True,
     step: Callable[[str], None] = lambda _message: None,
 ) -> TrainingReport:
+    """Train on ``sources``, take the figures on what was held out, and register the model.
+
+    ``refit``: once its figures are taken, the model learns again from all of its data: the
+    held-out share carved from a source without a test split of its own joins the training
+    (official test splits and the corrections' held-out share never do); the temperatures and
+    thresholds stay as calibrated. A @challenger is compared with the champion as it was
+    before, on what it had not learned."""
     if kind not in MODEL_KINDS:
         raise TrainingError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})")
     if not sources:
@@ -306,7 +329,12 @@ def train(
     loaded = [source for source in loaded if len(source.train)]
     if not loaded:
         raise TrainingError("nothing to train on: every source is empty")
-    train_frame, test_frame, eval_description = assemble_data(loaded, seed)
+    assembled = assemble_data(loaded, seed)
+    train_frame, test_frame, eval_description = (
+        assembled.train,
+        assembled.test,
+        assembled.described,
+    )
     train_frame, out_of_scope_train = split_out_of_scope(train_frame)
     test_frame, out_of_scope_test = split_out_of_scope(test_frame)
     if limit_per_class:
@@ -344,9 +372,19 @@ def train(
     languages, native_languages, text_languages = _training_languages(
         settings, train_frame["text"].tolist(), step
     )
+    refitting = _refit_plan(refit, limit_per_class, assembled.carved)
     expected_time = (
         _expected_time(
-            settings, kind, encoder, epochs, seed, train_frame, test_frame, out_of_scope, step
+            settings,
+            kind,
+            encoder,
+            epochs,
+            seed,
+            train_frame,
+            test_frame,
+            out_of_scope,
+            step,
+            refit_extra=len(assembled.carved) if refitting is None else None,
         )
         if needs_e5(kind)
         else None
@@ -408,6 +446,29 @@ def train(
             ),
         )
 
+    final, final_frame, final_off_topic = estimator, train_frame, out_of_scope_train
+    if refitting is None:
+        carved, carved_off_topic = split_out_of_scope(assembled.carved)
+        final_frame = pd.concat([train_frame, carved], ignore_index=True)
+        final_off_topic = out_of_scope_train + (
+            carved_off_topic if out_of_scope.source == "training data" else []
+        )
+        refit_started = time.perf_counter()
+        final = estimator.refitted(
+            final_frame["text"].tolist(),
+            final_frame["label"].tolist(),
+            out_of_scope=final_off_topic,
+            step=step,
+        )
+        refitting = (
+            f"yes: on all {len(final_frame):,} examples, the {len(carved):,} held out for the "
+            "figures included; thresholds as calibrated"
+        )
+        train_seconds += time.perf_counter() - refit_started
+    else:
+        step(f"not refitted on the held-out examples: {refitting}")
+        refitting = f"no: {refitting}"
+
     step("logging the run and registering the model in MLflow")
     lineage: dict[str, str] = {}
     for source in loaded:
@@ -420,6 +481,8 @@ def train(
         "limit_per_class": limit_per_class or "none",
         "n_train": len(train_frame),
         "n_eval": len(test_frame),
+        "n_final": len(final_frame),
+        "refit_on_all": refitting[:500],
         "n_classes": int(train_frame["label"].nunique()),
         "labels_with_few_examples": ",".join(label for label, _ in scarce)[:500] or "none",
         "training_languages": languages,
@@ -473,7 +536,7 @@ def train(
     with tempfile.TemporaryDirectory() as scratch:
         report_files = write_report(evaluation, probabilities, classes, gold, Path(scratch))
         registered = registry.log_trained_model(
-            estimator=estimator,
+            estimator=final,
             model_name=model_name,
             params=params,
             metrics={
@@ -488,16 +551,36 @@ def train(
                 ),
             },
             tags=tags,
-            datasets={"training": train_frame, "evaluation": test_frame},
+            datasets={
+                "training": train_frame,
+                "evaluation": test_frame,
+                **({"final": final_frame} if final is not estimator else {}),
+            },
             artifacts={path.name: path for path in report_files},
             sample_texts=test_frame["text"].head(5).tolist(),
             promote=promote,
+            trained_on=text_digests([*final_frame["text"], *final_off_topic]),
         )
     comparison = None
     if registered.is_challenger:
         step("comparing the new version (@challenger) with @champion on the same data")
+        refitted = final is not estimator
         try:
-            comparison = promote_if_better(settings, step=step)
+            comparison = promote_if_better(
+                settings,
+                step=step,
+                # Compared as it was before its refit: it had not learned its held-out split.
+                challenger_model=(
+                    TextClassifier(
+                        estimator, ModelRef(model_name, registered.version, "before its refit")
+                    )
+                    if refitted
+                    else None
+                ),
+                challenger_trained_on=(
+                    text_digests([*train_frame["text"], *out_of_scope_train]) if refitted else None
+                ),
+            )
         except PromotionError as error:
             step(f"not compared ({error}); it stays @challenger")
     return TrainingReport(
@@ -518,7 +601,21 @@ def train(
         expected=dict(estimator.expected_),
         expected_seconds=None if expected_time is None else expected_time.seconds,
         off_topic_auroc=estimator.off_topic_auroc_,
+        n_final=len(final_frame),
+        refit=refitting,
     )
+
+
+def _refit_plan(refit: bool, limit_per_class: int | None, carved: pd.DataFrame) -> str | None:
+    """None when the model is to learn again from all of its data once its figures are
+    taken; else why not."""
+    if not refit:
+        return "--no-refit"
+    if not len(carved):
+        return "nothing was held out of the training data (the figures are on test splits)"
+    if limit_per_class:
+        return "--limit-per-class trains on a sample"
+    return None
 
 
 def fine_tuning_metrics(estimator: CalibratedEnsemble) -> dict[str, float]:

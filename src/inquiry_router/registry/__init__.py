@@ -30,6 +30,8 @@ from ..domain import ModelRef
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Digests of the texts a version learned from, one per line, in its run's artifacts.
+TRAINED_ON = "training/texts.blake2b"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 
 
@@ -129,12 +131,15 @@ class ModelRegistry:
         artifacts: Mapping[str, Path],
         sample_texts: list[str],
         promote: str = "auto",
+        trained_on: set[str] | None = None,
     ) -> RegisteredVersion:
         """Log one training run and register its model as a new version of ``model_name``.
 
         promote: "auto" makes the first version champion and every later one @challenger (the
         comparison on the same data decides: ``lifecycle.promotion``); "always" makes it
-        champion at once; "never" only registers it.
+        champion at once; "never" only registers it. ``trained_on``: digests of every text
+        the model learned from (``sources.text_digests``), so that no comparison judges it on
+        them.
         """
         experiment_id = self.experiment_id()
         with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -148,6 +153,8 @@ class ModelRegistry:
             mlflow.log_metrics(dict(metrics))
             for path in artifacts.values():
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
+            if trained_on is not None:
+                mlflow.log_text("\n".join(sorted(trained_on)), TRAINED_ON)
 
             with tempfile.TemporaryDirectory() as scratch:
                 estimator_path = Path(scratch) / "estimator.joblib"
@@ -252,6 +259,18 @@ class ModelRegistry:
         """The parameters of a version's training run (sources, seed, kind, ...)."""
         run_id = self._require_version(name, version).run_id
         return dict(self.client.get_run(run_id).data.params) if run_id else {}
+
+    def trained_on(self, name: str, version: str) -> set[str] | None:
+        """Digests of the texts a version learned from; None for a version that did not
+        record them (registered before they were: it learned from its training split only)."""
+        run_id = self._require_version(name, version).run_id
+        if not run_id:
+            return None
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{run_id}/{TRAINED_ON}")
+        except (MlflowException, OSError):
+            return None
+        return set(text.split())
 
     def run_tags(self, name: str, version: str) -> dict[str, str]:
         run_id = self._require_version(name, version).run_id
