@@ -104,9 +104,7 @@ def test_corrections_retrain_a_challenger_that_must_prove_itself(tmp_path: Path)
     second = run_cli(tmp_path, "retrain", "--kind", "tfidf", env=env)
     summary = second.stdout.strip()
     assert summary.startswith("version 2 ")
-    assert ("promoted to @champion over v1" in summary) or ("kept as @challenger" in summary)
     assert len(second.stdout.strip().splitlines()) == 1  # one line, for cron's mail
-    assert "rule: promote when the challenger's routed precision" in second.said
     registry = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=registry, registry_uri=registry)
     version = client.get_model_version("inquiry-router", "2")
@@ -114,6 +112,14 @@ def test_corrections_retrain_a_challenger_that_must_prove_itself(tmp_path: Path)
     used = int(tags["corrections.used"])
     # One inquiry in five is held out, by its random id: how many varies.
     assert 0 < used <= len(texts) and used + int(tags["corrections.held_out"]) == len(texts)
+    # Both versions learned all of the file (refitted once their figures were taken): the
+    # held-out corrections are what is left to judge them on.
+    if int(tags["corrections.held_out"]):
+        assert ("promoted to @champion over v1" in summary) or ("kept as @challenger" in summary)
+        assert "rule: promote when the challenger's routed precision" in second.said
+        assert "left out of the comparison" in second.said
+    else:
+        assert "@challenger, not compared" in summary and "nothing left" in second.said
     assert tags["corrections.until"].startswith("20")
     params = client.get_run(version.run_id).data.params
     assert params["sources"] == f"{without},corrections" and params["seed"] == "0"
@@ -123,8 +129,11 @@ def test_corrections_retrain_a_challenger_that_must_prove_itself(tmp_path: Path)
     assert aliases["champion"] == (2 if promoted else 1)
     assert ("challenger" in aliases) != promoted
 
-    compared = run_cli(tmp_path, "models", "compare", "1", "2", env=env)
-    assert "decision:" in compared.stdout and "cards" in compared.stdout
+    compared = run_cli(tmp_path, "models", "compare", "1", "2", env=env, check=False)
+    if int(tags["corrections.held_out"]):
+        assert "decision:" in compared.stdout and "cards" in compared.stdout
+    else:
+        assert compared.exit_code != 0 and "nothing left to compare on" in compared.said
     models = run_cli(tmp_path, "models", "list", env=env).said
     assert f"{used} corrections" in models
 

@@ -59,6 +59,17 @@ def test_the_registered_model_learns_what_was_held_out_for_its_figures(tmp_path:
     assert learned is not None and text_digests(held["text"]) <= learned
     assert not any(text in "\n".join(sorted(learned)) for text in held["text"].head(20))
 
+    # Evaluated on its own file, it is told that it learned those examples.
+    own = run_cli(
+        tmp_path / "home",
+        "evaluate",
+        "--data",
+        str(data),
+        env={"INQUIRY_ROUTER_BACKGROUND_OUT_OF_SCOPE": "none"},
+    )
+    assert f"{len(pd.read_csv(data)):,} of the {len(pd.read_csv(data)):,} examples" in own.said
+    assert "its figures on them flatter it" in own.said
+
     # Asked not to, it registers the model its figures are of.
     kept = train(
         settings_for(tmp_path / "kept", background_out_of_scope="none"),
@@ -67,7 +78,9 @@ def test_the_registered_model_learns_what_was_held_out_for_its_figures(tmp_path:
         refit=False,
     )
     assert kept.n_final == kept.n_train and kept.refit == "no: --no-refit"
-    assert kept.evaluation.accuracy == report.evaluation.accuracy
+    assert kept.evaluation.n == report.evaluation.n
+    # Its figures are those of the calibration split's members, the model before the refit.
+    assert report.refit.endswith(f"which learned {report.n_train - 92:,}")
 
 
 def test_no_comparison_judges_a_version_on_what_it_learned(tmp_path: Path) -> None:

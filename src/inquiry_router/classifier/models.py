@@ -106,9 +106,10 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 
 @contextmanager
-def _frozen_layers_once(members: Sequence[Any]) -> Iterator[None]:
+def frozen_layers_once(members: Sequence[Any]) -> Iterator[None]:
     """While a training lasts, its fine-tuned members' frozen layers run once per text, not
-    once per fit (``SentenceEncoder.keeping_token_states``)."""
+    once per fit (``SentenceEncoder.keeping_token_states``); held across ``fit`` and
+    ``refitted``, a refit reads only the texts that are new to it."""
     tuned = {m.encoder for m in members if isinstance(m, FineTunedEncoderClassifier)}
     with ExitStack() as kept:
         for name in tuned:
@@ -265,6 +266,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         out_of_scope: Sequence[str] = (),
         out_of_scope_share: float | None = None,
         translate_validation: TranslateValidation | None = None,
+        final: bool = True,
         step: Callable[[str], None] = lambda _message: None,
     ) -> CalibratedEnsemble:
         """``languages``: each text's (default: all in the first of ``native_languages``, the
@@ -273,7 +275,10 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         ``out_of_scope``: off-topic messages, wrong wherever they go; with
         ``out_of_scope_share`` they stand for that share of the traffic, else one each.
         ``translate_validation``: English texts → their translations, to calibrate foreign
-        text on. Too little data to hold any out: no calibration, the default threshold."""
+        text on. Too little data to hold any out: no calibration, the default threshold.
+        ``final=False``, for a training that refits on more data anyway (``refitted``): with
+        one calibration split, the members fitted on its larger part are the model's, without
+        a last fit on everything (the thresholds were chosen for exactly those members)."""
         texts, labels = list(texts), [str(label) for label in labels]
         native = list(native_languages) or [ENGLISH]
         each = list(languages) if languages is not None else [native[0]] * len(texts)
@@ -289,7 +294,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.foreign_off_topic_threshold_: float | None = None
         self.off_topic_auroc_: float | None = None
         out_of_scope = list(out_of_scope)
-        with _frozen_layers_once(self.members):
+        with frozen_layers_once(self.members):
             folds = calibration_folds(labels, self.random_state, self.cv, self.validation_fraction)
             if folds:
                 held = sum(len(rows) for _, rows in folds)
@@ -328,13 +333,19 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 )
             else:
                 self.calibration_ = "none: too few examples to hold any out"
-            step(f"fitting on all {len(texts):,} examples, {len(set(labels))} intents")
-            self.members_ = [clone(m).fit(texts, labels) for m in self.members]
+            learned = texts
+            if not final and len(folds) == 1:
+                self.members_ = fitted[0].members
+                learned = [texts[i] for i in fitted[0].fitted]
+            else:
+                step(f"fitting on all {len(texts):,} examples, {len(set(labels))} intents")
+                self.members_ = [clone(m).fit(texts, labels) for m in self.members]
             self.classes_ = self.members_[0].classes_
+            self.n_learned_ = len(learned)
             if self.off_topic_threshold_ is not None:
                 encoder = _detector_encoder(self.members)
                 assert encoder is not None
-                self.off_topic_ = OffTopicDetector(encoder).fit(texts, out_of_scope)
+                self.off_topic_ = OffTopicDetector(encoder).fit(learned, out_of_scope)
         return self
 
     def refitted(
@@ -351,16 +362,15 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         from less still (each calibration fold's), and stay as conservative. This model is
         left as it was, to be judged on what it did not learn from."""
         texts, labels = list(texts), [str(label) for label in labels]
-        unknown = sorted(set(labels) - {str(c) for c in self.classes_})
-        if unknown:
-            raise ValueError(f"labels the model was not calibrated for: {', '.join(unknown)}")
         copy: CalibratedEnsemble = clone(self)
         copy.__dict__.update(
             {key: value for key, value in self.__dict__.items() if key.endswith("_")}
         )
         step(f"refitting on all {len(texts):,} examples, {len(set(labels))} intents")
-        with _frozen_layers_once(self.members):
+        with frozen_layers_once(self.members):
             copy.members_ = [clone(m).fit(texts, labels) for m in self.members]
+        copy.classes_ = copy.members_[0].classes_
+        copy.n_learned_ = len(texts)
         if self.off_topic_ is not None:
             copy.off_topic_ = OffTopicDetector(self.off_topic_.encoder, self.off_topic_.k).fit(
                 texts, list(out_of_scope)
@@ -688,6 +698,7 @@ class CalibratedEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         # expectations recorded.
         state.setdefault("cv", "split")
         state.setdefault("expected_", {})
+        state.setdefault("n_learned_", None)
         state.setdefault("calibration_", "held-out split (unrecorded size)")
         for learned in (
             "off_topic_",

@@ -79,13 +79,15 @@ def estimate(
     fit_sizes: Sequence[int],
     texts_per_second: float,
     epochs: int = 4,
+    final_sizes: Sequence[int] | None = None,
 ) -> TrainingTime:
     """The expected seconds of ``train`` for an encoder kind: ``fit_sizes`` are the examples
-    each calibration fit learns from (the final fit on all ``n_train`` is added), ``n_read``
-    the texts read besides the training ones (held-out, off-topic, translated validation)."""
+    each calibration fit learns from, ``final_sizes`` each later fit's (default: one on all
+    ``n_train``; a refit on more data, or both), ``n_read`` the texts read besides the
+    training ones (held-out, off-topic, translated validation, a refit's)."""
     tuned = fine_tunes(kind)
     linear = kind != ModelKind.FINETUNE
-    fits = [*fit_sizes, n_train]
+    fits = [*fit_sizes, *([n_train] if final_sizes is None else final_sizes)]
     passes = (n_train + n_read) * (1 + (TUNED_READ if tuned else 0))
     if tuned:
         passes += sum(planned_steps(n, BATCH_SIZE, epochs, MAX_STEPS) for n in fits) * BATCH_SIZE

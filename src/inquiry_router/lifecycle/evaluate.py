@@ -29,6 +29,7 @@ from ..pipeline import Read, assemble
 from ..registry import ModelRegistry
 from ..routing import DeskMap, DeskMapError
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
+from .sources import text_digest
 
 
 def _record_languages(
@@ -90,6 +91,14 @@ def evaluate_model(
         raise DatasetError(
             f"{data} has label(s) the model never learned: {', '.join(unknown[:10])}"
         )
+    learned = registry.trained_on(classifier.ref.name, classifier.ref.version) or set()
+    n_learned = sum(text_digest(text) in learned for text in texts)
+    if n_learned:
+        step(
+            f"warning: {n_learned:,} of the {len(texts):,} examples are texts version "
+            f"{classifier.ref.version} learned in training: its figures on them flatter it. "
+            "Evaluate on examples it never saw (a new file, or an official test split)"
+        )
     # Read as the router reads: foreign text (not in a language the model was trained on) is
     # translated where an engine can, read by the multilingual members, and held to the
     # foreign-text threshold.
@@ -104,6 +113,8 @@ def evaluate_model(
         desk_map,
     )
     _record_languages(evaluation, done, classifier.classes, gold, pipeline.router.foreign_threshold)
+    if n_learned:
+        evaluation.extra["learned_examples"] = float(n_learned)
     if out_of_scope:
         step(f"scoring {len(out_of_scope):,} out-of-scope queries")
         outside = pipeline.read([InquiryText(t) for t in out_of_scope])

@@ -35,6 +35,10 @@ class PromotionError(Exception):
     """There is nothing to compare, or the data cannot be rebuilt; the message says why."""
 
 
+class NothingLeftToCompare(PromotionError):
+    """Every held-out text was learned by one of the two versions."""
+
+
 @dataclass(frozen=True)
 class DeskFigures:
     n: int  # held-out texts whose right desk is this one
@@ -248,11 +252,11 @@ def compare(
     """Two versions (default: @champion and @challenger) on the same data, per desk, and
     whether the rule would promote the second; logged to MLflow as a run of its own.
 
-    ``challenger_model``: the challenger as it was before its refit on all of its data, which
-    training compares in its place, with the digests of what it learned from
-    (``challenger_trained_on``): it did not learn its own held-out split, so that split still
-    judges it, wherever the champion did not learn from it either. Held-out texts either model
-    learned from are left out, and the comparison says how many."""
+    Held-out texts either model learned from are left out, and the comparison says how many.
+    ``challenger_model``: the challenger as it was before its refit on all of its data, in its
+    place, with the digests of what it learned from (``challenger_trained_on``): it had not
+    learned its own held-out split, so that split can judge it where the champion did not
+    learn it either (new examples in a file)."""
     registry = ModelRegistry(settings)
     name = settings.model_name
     champion = champion or registry.champion(name)
@@ -289,7 +293,7 @@ def compare(
             f"texts (trained on all of its data); {len(texts):,} remain"
         )
     if not texts:
-        raise PromotionError(
+        raise NothingLeftToCompare(
             f"nothing left to compare on: {' and '.join(left_out)} of the {n_held:,} held-out "
             "texts, trained on all of its data. Corrections give new evidence (desks' "
             "held-out share is never learned from), as do new examples in the data; or "

@@ -30,7 +30,12 @@ from ..classifier.encoders import (
 )
 from ..classifier.finetune import MAX_STEPS, FineTunedEncoderClassifier
 from ..classifier.kinds import ModelKind, fine_tunes, needs_e5, reads_tfidf
-from ..classifier.models import CalibratedEnsemble, build_model, member_name
+from ..classifier.models import (
+    CalibratedEnsemble,
+    build_model,
+    frozen_layers_once,
+    member_name,
+)
 from ..classifier.tfidf import DEFAULT_PARAMS
 from ..config import SOURCE_ROOT, Settings
 from ..datasets import (
@@ -49,7 +54,7 @@ from .corrections import SOURCE as CORRECTIONS
 from .corrections import load_corrections
 from .duration import TrainingTime, describe, encoder_speed, estimate
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
-from .promotion import Comparison, PromotionError, promote_if_better
+from .promotion import Comparison, NothingLeftToCompare, PromotionError, promote_if_better
 from .sources import TrainingError, assemble_data, text_digests
 
 
@@ -269,16 +274,25 @@ def _expected_time(
     speed = encoder_speed(shared_encoder(encoder), train_frame["text"].tolist())
     n_classes = len(set(labels))
 
+    finals, n_more = [len(labels)], 0
+    if refit_extra is not None:  # the held-out texts, new to the frozen layers' cache
+        n_more = refit_extra
+        # With one calibration split, its members take the figures: no fit on the training
+        # share alone (``CalibratedEnsemble.fit(final=False)``).
+        everything = len(labels) + refit_extra
+        finals = [everything] if len(folds) == 1 else [len(labels), everything]
+
     def of(chosen: str) -> TrainingTime:
         sizes = [len(fit) for fit, _ in folds]
-        if refit_extra is not None:  # read again by the refitted members, and fitted once more
-            n_extra = len(labels) + refit_extra
-            sizes.append(n_extra)
-            n_more = n_extra
-        else:
-            n_more = 0
         return estimate(
-            chosen, len(labels), n_classes, n_read + n_more, sizes, speed, epochs=epochs
+            chosen,
+            len(labels),
+            n_classes,
+            n_read + n_more,
+            sizes,
+            speed,
+            epochs=epochs,
+            final_sizes=finals,
         )
 
     expected = of(kind)
@@ -391,83 +405,90 @@ def train(
     )
     started = time.perf_counter()
     step(f"training {kind}")
-    estimator = build_model(
+    model = build_model(
         kind, seed, epochs, encoder, settings.target_precision, settings.calibration_cv
-    ).fit(
-        train_frame["text"].tolist(),
-        train_frame["label"].tolist(),
-        languages=text_languages,
-        native_languages=native_languages,
-        desk_of=desk_map.desk_of,
-        out_of_scope=out_of_scope_train,
-        out_of_scope_share=out_of_scope.share,
-        translate_validation=lambda texts: translated_validation(texts, step),
-        step=step,
     )
-    train_seconds = time.perf_counter() - started
-    native = estimator.expected_.get("native")
-    if native is not None and native.n and not native.routed:
-        step(
-            f"warning: no threshold shows {settings.target_precision:.0%} precision on the "
-            f"{native.n:,} examples calibration held out: every inquiry will go to triage. "
-            "Mislabelled examples do this (the model's right answers count as mistakes): "
-            "check the labels of what `inquiry-router evaluate --data FILE` gets wrong, or "
-            "lower INQUIRY_ROUTER_TARGET_PRECISION"
-        )
-
-    # The held-out text is in the training languages: read as written, by every member, and
-    # routed by the same router the service uses.
-    step(f"evaluating on {len(test_frame):,} held-out examples")
-    pipeline = assemble(
-        settings, TextClassifier(estimator, ModelRef(model_name, "new", "")), desk_map
-    )
-    classes = pipeline.classifier.classes
-    test_texts = test_frame["text"].tolist()
-    probabilities = estimator.predict_proba(test_texts)
-    gold = test_frame["label"].tolist()
-    evaluation = evaluate(
-        probabilities,
-        classes,
-        gold,
-        pipeline.route(
-            probabilities, [Reading.NATIVE] * len(gold), estimator.off_topic_scores(test_texts)
-        ),
-        pipeline.router.threshold,
-        desk_map,
-    )
-    if out_of_scope_test:
-        outside = estimator.predict_proba(out_of_scope_test)
-        record_out_of_scope(
-            evaluation,
-            pipeline.route(
-                outside,
-                [Reading.NATIVE] * len(out_of_scope_test),
-                estimator.off_topic_scores(out_of_scope_test),
-            ),
-        )
-
-    final, final_frame, final_off_topic = estimator, train_frame, out_of_scope_train
-    if refitting is None:
-        carved, carved_off_topic = split_out_of_scope(assembled.carved)
-        final_frame = pd.concat([train_frame, carved], ignore_index=True)
-        final_off_topic = out_of_scope_train + (
-            carved_off_topic if out_of_scope.source == "training data" else []
-        )
-        refit_started = time.perf_counter()
-        final = estimator.refitted(
-            final_frame["text"].tolist(),
-            final_frame["label"].tolist(),
-            out_of_scope=final_off_topic,
+    # Each text through the fine-tuned member's frozen layers once, from the first fit to
+    # the refit.
+    with frozen_layers_once(model.members):
+        estimator = model.fit(
+            train_frame["text"].tolist(),
+            train_frame["label"].tolist(),
+            languages=text_languages,
+            native_languages=native_languages,
+            desk_of=desk_map.desk_of,
+            out_of_scope=out_of_scope_train,
+            out_of_scope_share=out_of_scope.share,
+            translate_validation=lambda texts: translated_validation(texts, step),
+            # Refitted on everything below: a last fit on the training share would be thrown away.
+            final=refitting is not None,
             step=step,
         )
-        refitting = (
-            f"yes: on all {len(final_frame):,} examples, the {len(carved):,} held out for the "
-            "figures included; thresholds as calibrated"
+        train_seconds = time.perf_counter() - started
+        native = estimator.expected_.get("native")
+        if native is not None and native.n and not native.routed:
+            step(
+                f"warning: no threshold shows {settings.target_precision:.0%} precision on the "
+                f"{native.n:,} examples calibration held out: every inquiry will go to triage. "
+                "Mislabelled examples do this (the model's right answers count as mistakes): "
+                "check the labels of what `inquiry-router evaluate --data FILE` gets wrong, or "
+                "lower INQUIRY_ROUTER_TARGET_PRECISION"
+            )
+
+        # The held-out text is in the training languages: read as written, by every member, and
+        # routed by the same router the service uses.
+        step(f"evaluating on {len(test_frame):,} held-out examples")
+        pipeline = assemble(
+            settings, TextClassifier(estimator, ModelRef(model_name, "new", "")), desk_map
         )
-        train_seconds += time.perf_counter() - refit_started
-    else:
-        step(f"not refitted on the held-out examples: {refitting}")
-        refitting = f"no: {refitting}"
+        classes = pipeline.classifier.classes
+        test_texts = test_frame["text"].tolist()
+        probabilities = estimator.predict_proba(test_texts)
+        gold = test_frame["label"].tolist()
+        evaluation = evaluate(
+            probabilities,
+            classes,
+            gold,
+            pipeline.route(
+                probabilities, [Reading.NATIVE] * len(gold), estimator.off_topic_scores(test_texts)
+            ),
+            pipeline.router.threshold,
+            desk_map,
+        )
+        if out_of_scope_test:
+            outside = estimator.predict_proba(out_of_scope_test)
+            record_out_of_scope(
+                evaluation,
+                pipeline.route(
+                    outside,
+                    [Reading.NATIVE] * len(out_of_scope_test),
+                    estimator.off_topic_scores(out_of_scope_test),
+                ),
+            )
+
+        final, final_frame, final_off_topic = estimator, train_frame, out_of_scope_train
+        if refitting is None:
+            carved, carved_off_topic = split_out_of_scope(assembled.carved)
+            final_frame = pd.concat([train_frame, carved], ignore_index=True)
+            final_off_topic = out_of_scope_train + (
+                carved_off_topic if out_of_scope.source == "training data" else []
+            )
+            refit_started = time.perf_counter()
+            final = estimator.refitted(
+                final_frame["text"].tolist(),
+                final_frame["label"].tolist(),
+                out_of_scope=final_off_topic,
+                step=step,
+            )
+            refitting = (
+                f"yes: on all {len(final_frame):,} examples, the {len(carved):,} held out for the "
+                f"figures included; thresholds as calibrated; the figures are of the model before, "
+                f"which learned {estimator.n_learned_:,}"
+            )
+            train_seconds += time.perf_counter() - refit_started
+        else:
+            step(f"not refitted on the held-out examples: {refitting}")
+            refitting = f"no: {refitting}"
 
     step("logging the run and registering the model in MLflow")
     lineage: dict[str, str] = {}
@@ -564,25 +585,18 @@ def train(
     comparison = None
     if registered.is_challenger:
         step("comparing the new version (@challenger) with @champion on the same data")
-        refitted = final is not estimator
-        try:
-            comparison = promote_if_better(
-                settings,
-                step=step,
-                # Compared as it was before its refit: it had not learned its held-out split.
-                challenger_model=(
-                    TextClassifier(
-                        estimator, ModelRef(model_name, registered.version, "before its refit")
-                    )
-                    if refitted
-                    else None
+        comparison = _compare_with_champion(
+            settings,
+            step,
+            before=None
+            if final is estimator
+            else (
+                TextClassifier(
+                    estimator, ModelRef(model_name, registered.version, "before its refit")
                 ),
-                challenger_trained_on=(
-                    text_digests([*train_frame["text"], *out_of_scope_train]) if refitted else None
-                ),
-            )
-        except PromotionError as error:
-            step(f"not compared ({error}); it stays @challenger")
+                text_digests([*train_frame["text"], *out_of_scope_train]),
+            ),
+        )
     return TrainingReport(
         comparison=comparison,
         corrections_used=corrections_used,
@@ -604,6 +618,39 @@ def train(
         n_final=len(final_frame),
         refit=refitting,
     )
+
+
+def _compare_with_champion(
+    settings: Settings,
+    step: Callable[[str], None],
+    before: tuple[TextClassifier, set[str]] | None,
+) -> Comparison | None:
+    """The new @challenger against @champion, as registered, on what neither learned. When
+    they learned it all (a model refitted on its whole file learned its held-out split) and
+    the challenger was refitted: as it was ``before`` (the model and the digests of what it
+    learned), on its held-out split less what the champion learned (new examples). None, said
+    why, when they cannot be compared: it stays @challenger."""
+    try:
+        return promote_if_better(settings, step=step)
+    except NothingLeftToCompare as error:
+        if before is None:
+            step(f"not compared ({error}); it stays @challenger")
+            return None
+        step(
+            "nothing left that neither learned; comparing the new version as it was before "
+            "its refit, on its own held-out examples the champion did not learn"
+        )
+    except PromotionError as error:
+        step(f"not compared ({error}); it stays @challenger")
+        return None
+    model, learned = before
+    try:
+        return promote_if_better(
+            settings, step=step, challenger_model=model, challenger_trained_on=learned
+        )
+    except PromotionError as error:
+        step(f"not compared ({error}); it stays @challenger")
+        return None
 
 
 def _refit_plan(refit: bool, limit_per_class: int | None, carved: pd.DataFrame) -> str | None:
