@@ -38,3 +38,30 @@ def test_a_long_training_is_told_before_it_starts_with_a_faster_kind() -> None:
         f"expected to take about {fast.minutes:.0f} minutes on this machine "
         "(the encoder reads 86 texts/s here)"
     )
+
+
+def test_the_linear_models_follow_their_own_probe_not_the_encoders_speed() -> None:
+    from inquiry_router.lifecycle.duration import REFERENCE_LINEAR_PROBE, linear_probe
+
+    def minutes(speed: float, probe: float | None) -> float:
+        return estimate(
+            ModelKind.ENSEMBLE_FINETUNE,
+            14_848,
+            226,
+            8_000,
+            [12_621],
+            speed,
+            linear_probe_seconds=probe,
+        ).minutes
+
+    # Where the constants were measured, the probe changes nothing.
+    assert abs(minutes(SPEED, REFERENCE_LINEAR_PROBE) - minutes(SPEED, None)) < 1e-9
+    # An encoder three times faster (bf16) with linear models no faster: the linear share
+    # does not shrink with it, so the estimate stays well above a third.
+    fast_encoder = minutes(3 * SPEED, REFERENCE_LINEAR_PROBE)
+    assert fast_encoder > 1.2 * minutes(3 * SPEED, None)
+    assert fast_encoder > minutes(SPEED, None) / 3 + 2
+    # Slower linear models, a longer estimate.
+    assert minutes(SPEED, 2 * REFERENCE_LINEAR_PROBE) > minutes(SPEED, REFERENCE_LINEAR_PROBE) + 2
+    # The probe is short: this machine answers within a few seconds.
+    assert 0 < linear_probe() < 5

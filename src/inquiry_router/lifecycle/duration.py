@@ -13,12 +13,17 @@ trained on (a second's encoding, which the training then reuses), and a count of
   intents.
 
 The two constants were measured on a 2-core AMD EPYC (AVX2) training 14,848 examples of 226
-intents (docs/benchmarks.md, training time); elsewhere they scale with the measured speed.
+intents (docs/benchmarks.md, training time); elsewhere the encoder work scales with the encoder's
+measured speed, and the linear models with a probe of their own (``linear_probe``: a short
+logistic regression): a machine with bf16 reads with the encoder three times faster, but its
+linear models gain far less (Banking77 + CLINC150 there: 7.5 minutes said with the encoder's
+speed alone, 9:40 taken).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,8 +35,11 @@ from ..classifier.kinds import ModelKind, fine_tunes
 EXPECTED_MINUTES = 15.0
 BATCH_SIZE = 32  # the fine-tuned member's
 # Encoder passes per (example x intent) in one fit's linear models: TF-IDF's logistic
-# regression and the heads over e5 and USE embeddings (207 s for 12,621 x 226 at 86 texts/s).
-LINEAR_PASSES = 0.0063
+# regression and the heads over e5 and USE embeddings. First 0.0063 (207 s for 12,621 x 226 at
+# 86 texts/s); with the heads fitted on one BLAS thread (``models.HEAD_BLAS_THREADS``), 0.0040:
+# `--kind ensemble` on those 14,848 examples of 226 intents trained in 432 s (9:17 wall clock),
+# 9.8 minutes said, against 11.9 with the first figure.
+LINEAR_PASSES = 0.0040
 # Reading a text with the four fine-tuned layers on top of the frozen ones.
 TUNED_READ = 4 / 12
 PROBE_TEXTS = 128
@@ -39,6 +47,31 @@ WARM_UP = 32
 # A training's long runs of batches read faster than the short, cold probe: 93 texts/s against
 # 51-63 measured by the probe on the same data and machine.
 PROBE_TO_TRAINING = 1.6
+# The encoder's speed where LINEAR_PASSES was measured, and ``linear_probe``'s seconds on that
+# kind of machine (a 2-core AMD EPYC with AVX2: 0.09 to 0.11 s, 2026-12-03).
+REFERENCE_SPEED = 86.0
+REFERENCE_LINEAR_PROBE = 0.10
+
+
+def linear_probe() -> float:
+    """Seconds of a small logistic regression (lbfgs, as the members' heads), the fastest of
+    three: under a second in all. Its ratio to ``REFERENCE_LINEAR_PROBE`` scales the linear
+    models' time, which does not follow the encoder's speed."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.standard_normal((1000, 384)), rng.integers(0, 40, 1000)
+    times = []
+    # One BLAS thread: steady (two on two cores: 0.21 to 0.47 s from one run to the next).
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            started = time.perf_counter()
+            LogisticRegression(max_iter=20, tol=0.0).fit(features, labels)
+            times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def encoder_speed(encoder: object, texts: Sequence[str]) -> float:
@@ -80,20 +113,29 @@ def estimate(
     texts_per_second: float,
     epochs: int = 4,
     final_sizes: Sequence[int] | None = None,
+    linear_probe_seconds: float | None = None,
 ) -> TrainingTime:
     """The expected seconds of ``train`` for an encoder kind: ``fit_sizes`` are the examples
     each calibration fit learns from, ``final_sizes`` each later fit's (default: one on all
     ``n_train``; a refit on more data, or both), ``n_read`` the texts read besides the
-    training ones (held-out, off-topic, translated validation, a refit's)."""
+    training ones (held-out, off-topic, translated validation, a refit's).
+    ``linear_probe_seconds``: this machine's ``linear_probe``, which the linear models' time
+    follows (None: it follows the encoder's speed)."""
     tuned = fine_tunes(kind)
     linear = kind != ModelKind.FINETUNE
     fits = [*fit_sizes, *([n_train] if final_sizes is None else final_sizes)]
     passes = (n_train + n_read) * (1 + (TUNED_READ if tuned else 0))
     if tuned:
         passes += sum(planned_steps(n, BATCH_SIZE, epochs, MAX_STEPS) for n in fits) * BATCH_SIZE
+    seconds = passes / texts_per_second
     if linear:
-        passes += LINEAR_PASSES * n_classes * sum(fits)
-    return TrainingTime(kind, passes / texts_per_second, texts_per_second)
+        linear_passes = LINEAR_PASSES * n_classes * sum(fits)
+        seconds += (
+            linear_passes / texts_per_second
+            if linear_probe_seconds is None
+            else linear_passes / REFERENCE_SPEED * (linear_probe_seconds / REFERENCE_LINEAR_PROBE)
+        )
+    return TrainingTime(kind, seconds, texts_per_second)
 
 
 def describe(expected: TrainingTime, alternative: TrainingTime | None) -> str:

@@ -290,12 +290,13 @@ def compare(
         described += f" less {' and '.join(left_out)}"
         step(
             f"left out of the comparison: {' and '.join(left_out)} of the {n_held:,} held-out "
-            f"texts (trained on all of its data); {len(texts):,} remain"
+            f"texts (a version learned them in training); {len(texts):,} remain"
         )
     if not texts:
         raise NothingLeftToCompare(
-            f"nothing left to compare on: {' and '.join(left_out)} of the {n_held:,} held-out "
-            "texts, trained on all of its data. Corrections give new evidence (desks' "
+            f"nothing left to compare on: of the {n_held:,} held-out texts, "
+            f"{' and '.join(left_out) or 'none'} (a version trained on all of its data learned "
+            "its held-out split). Corrections give new evidence (desks' "
             "held-out share is never learned from), as do new examples in the data; or "
             "judge by `inquiry-router evaluate --data FILE` and promote by hand "
             "(`inquiry-router models promote VERSION`)"

