@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from inquiry_router.config import Settings
 from inquiry_router.datasets import DatasetStore, load_banking77, load_source
 from inquiry_router.lifecycle.sources import assemble_data, text_digests
 from inquiry_router.lifecycle.training import train
@@ -27,9 +28,9 @@ def _file(folder: Path, name: str, rows: slice) -> Path:
     return path
 
 
-def _held_out(settings: object, data: Path, seed: int = 0) -> pd.DataFrame:
+def _held_out(settings: Settings, data: Path, seed: int = 0) -> pd.DataFrame:
     """What a training on ``data`` with ``seed`` holds out to take its figures."""
-    return assemble_data([load_source(str(data), DatasetStore(settings))], seed).test  # type: ignore[arg-type]
+    return assemble_data([load_source(str(data), DatasetStore(settings))], seed).test
 
 
 def test_the_registered_model_learns_what_was_held_out_for_its_figures(tmp_path: Path) -> None:

@@ -633,20 +633,16 @@ def _compare_with_champion(
     learned), on its held-out split less what the champion learned (new examples). None, said
     why, when they cannot be compared: it stays @challenger."""
     try:
-        return promote_if_better(settings, step=step)
-    except NothingLeftToCompare as error:
-        if before is None:
-            step(f"not compared ({error}); it stays @challenger")
-            return None
-        step(
-            "nothing left that neither learned; comparing the new version as it was before "
-            "its refit, on its own held-out examples the champion did not learn"
-        )
-    except PromotionError as error:
-        step(f"not compared ({error}); it stays @challenger")
-        return None
-    model, learned = before
-    try:
+        try:
+            return promote_if_better(settings, step=step)
+        except NothingLeftToCompare:
+            if before is None:
+                raise
+            step(
+                "nothing left that neither learned; comparing the new version as it was before "
+                "its refit, on its own held-out examples the champion did not learn"
+            )
+        model, learned = before
         return promote_if_better(
             settings, step=step, challenger_model=model, challenger_trained_on=learned
         )

